@@ -1,0 +1,26 @@
+# Grading: Math-Verify in worker processes with hard per-item timeouts. A grader change re-grades
+# cached generations and nothing else.
+
+
+rule grade_generations:
+    input:
+        generations=rules.generate_answers.output.generations,
+        benchmark=f"{R}/benchmarks/{{benchmark}}.parquet",
+    output:
+        grades=f"{R}/grades/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.parquet",
+        manifest=f"{R}/grades/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.manifest.json",
+    log:
+        f"{R}/logs/grade_generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.log",
+    benchmark:
+        f"{R}/runtime/grade_generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.tsv"
+    params:
+        spec=grading_spec,
+        code=fingerprint("grade"),
+    threads: lambda wildcards: CFG.grading.workers
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/grade.yaml"
+    script:
+        "../scripts/grade_generations.py"

@@ -1,0 +1,1 @@
+"""Built-in, offline data: procedural problem generators with ground truth by construction."""

@@ -1,0 +1,346 @@
+"""The config schema, validated before any job runs.
+
+The Snakefile calls :func:`load_config` on the merged Snakemake config. Unknown keys and wrong
+types fail with a message that names the full key path (``recipes.better.volume.fraction``).
+Every section is a pydantic model with ``extra="forbid"``; defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_RE)]
+
+
+class ConfigError(ValueError):
+    """Invalid config; the message names every offending key path."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class BuiltinSource(Strict):
+    """Procedural multi-step arithmetic word problems (ground truth by construction)."""
+
+    source: Literal["builtin"]
+    generator: Literal["arithmetic"] = "arithmetic"
+    split: Literal["train", "test"] = "train"
+    style: Literal["answer_only", "prose"] = "answer_only"
+    n: int = Field(gt=0, description="number of problems")
+    seed: int = 0
+    min_steps: int = Field(2, ge=1, le=12)
+    max_steps: int = Field(4, ge=1, le=12)
+    max_value: int = Field(100, ge=10, description="every number is below this")
+    on_bad_row: Literal["fail", "quarantine"] = "fail"
+
+    @model_validator(mode="after")
+    def _steps(self) -> BuiltinSource:
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) > max_steps ({self.max_steps})")
+        return self
+
+
+class LocalSource(Strict):
+    """Rows from a local jsonl / json / parquet file already in (or mapped to) canonical fields.
+
+    Format adapters for public datasets (GSM8K, MATH, ...) are a later addition; here a field
+    mapping renames columns to the canonical names.
+    """
+
+    source: Literal["local"]
+    path: str
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical field -> column in the file, e.g. {problem: question}",
+    )
+    id_prefix: str | None = None
+    answer_type: str = "text"
+    on_bad_row: Literal["fail", "quarantine"] = "fail"
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        if not v:
+            raise ValueError("path must not be empty")
+        return v
+
+
+SourceSpec = Annotated[BuiltinSource | LocalSource, Field(discriminator="source")]
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+class TeacherSpec(Strict):
+    backend: Literal["builtin"] = "builtin"
+    # Probability that the builtin teacher makes an arithmetic slip in a step; slips are caught
+    # by step verification and the row is rejected. 0 makes a perfect teacher.
+    error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    seed: int = 0
+
+
+class SynthesisSpec(Strict):
+    from_: Name = Field(alias="from", description="a dataset or another synthesis entry")
+    method: Literal["distill"] = "distill"
+    format: Literal["structured"] = "structured"
+    teacher: TeacherSpec = Field(default_factory=TeacherSpec)
+    shards: int = Field(2, ge=1, le=4096)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+class MixPart(Strict):
+    from_: Name = Field(alias="from")
+    weight: float = Field(1.0, gt=0)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Volume(Strict):
+    fraction: float | None = Field(None, gt=0, le=1)
+    count: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Volume:
+        if (self.fraction is None) == (self.count is None):
+            raise ValueError("give exactly one of 'fraction' or 'count'")
+        return self
+
+
+class Decontamination(Strict):
+    enabled: bool = True
+    ngram: int = Field(13, ge=3, le=50)
+    benchmarks: list[Name] | Literal["all"] = "all"
+
+
+class RecipeSpec(Strict):
+    mix: list[MixPart] = Field(min_length=1)
+    volume: Volume = Field(default_factory=lambda: Volume(fraction=1.0))
+    dedup: bool = True
+    decontaminate: Decontamination = Field(default_factory=Decontamination)
+    seed: int = Field(0, description="selection seed: same seed, nested volume subsets")
+
+
+# --------------------------------------------------------------------------- students
+
+
+class ModelSpec(Strict):
+    hidden_size: int = Field(128, gt=0)
+    intermediate_size: int = Field(344, gt=0)
+    num_hidden_layers: int = Field(4, gt=0)
+    num_attention_heads: int = Field(4, gt=0)
+    num_key_value_heads: int | None = None
+    max_position_embeddings: int = Field(512, gt=0)
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+
+    @model_validator(mode="after")
+    def _heads(self) -> ModelSpec:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        return self
+
+
+class TokenizerSpec(Strict):
+    vocab_size: int = Field(1000, ge=64)
+    min_frequency: int = Field(2, ge=1)
+
+
+class TrainingSpec(Strict):
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    max_steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
+    tokens_per_step: int = Field(2000, gt=0, description="token budget per optimizer step")
+    max_length: int = Field(256, gt=8, description="longer examples are truncated")
+    grad_clip: float = Field(1.0, gt=0)
+    log_every: int = Field(50, gt=0)
+    adam_beta2: float = Field(0.99, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _budget(self) -> TrainingSpec:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of 'max_steps' or 'epochs'")
+        return self
+
+
+class StudentResources(Strict):
+    gpus: int = Field(1, ge=0)
+    cpus: int = Field(2, ge=1)
+    mem_mb: int = Field(4000, gt=0)
+    runtime: int = Field(60, gt=0, description="minutes")
+
+
+class StudentSpec(Strict):
+    init: str = Field(
+        "scratch",
+        description="'scratch' (random Llama + tokenizer trained on the corpus), "
+        "a Hugging Face model id, or a local model folder",
+    )
+    revision: str | None = None
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    training: TrainingSpec
+    resources: StudentResources = Field(default_factory=StudentResources)
+
+
+# --------------------------------------------------------------------------- eval
+
+
+class GenerationSpec(Strict):
+    backend: Literal["hf"] = "hf"
+    max_new_tokens: int = Field(128, gt=0)
+    batch_size: int = Field(128, gt=0)
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    n_samples: int = Field(1, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _greedy(self) -> GenerationSpec:
+        if self.temperature == 0 and self.n_samples > 1:
+            raise ValueError("n_samples > 1 needs temperature > 0 (greedy samples are identical)")
+        return self
+
+
+class GradingSpec(Strict):
+    timeout_s: float = Field(5.0, gt=0, description="hard per-item limit")
+    workers: int = Field(2, ge=1)
+    float_rounding: int = Field(6, ge=0)
+    numeric_precision: int = Field(15, ge=1)
+
+
+class TablesSpec(Strict):
+    baseline: Name
+    figure_benchmarks: list[Name] | Literal["all"] = "all"
+
+
+class Config(Strict):
+    results: str = "results"
+    seeds: list[int] = Field(min_length=1)
+    datasets: dict[Name, SourceSpec] = Field(min_length=1)
+    benchmarks: dict[Name, SourceSpec] = Field(min_length=1)
+    synthesis: dict[Name, SynthesisSpec] = Field(default_factory=dict)
+    recipes: dict[Name, RecipeSpec] = Field(min_length=1)
+    students: dict[Name, StudentSpec] = Field(min_length=1)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    grading: GradingSpec = Field(default_factory=GradingSpec)
+    tables: TablesSpec
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        problems: list[str] = []
+        clash = set(self.datasets) & set(self.synthesis)
+        for name in sorted(clash):
+            problems.append(f"synthesis.{name}: name already used by datasets.{name}")
+        pools = set(self.datasets) | set(self.synthesis)
+        for name, spec in self.synthesis.items():
+            if spec.from_ not in pools:
+                problems.append(
+                    f"synthesis.{name}.from: {spec.from_!r} is neither a dataset nor a synthesis entry"
+                )
+        for name, recipe in self.recipes.items():
+            for i, part in enumerate(recipe.mix):
+                if part.from_ not in pools:
+                    problems.append(
+                        f"recipes.{name}.mix.{i}.from: {part.from_!r} is neither a dataset nor "
+                        "a synthesis entry"
+                    )
+            benches = recipe.decontaminate.benchmarks
+            if benches != "all":
+                for b in benches:
+                    if b not in self.benchmarks:
+                        problems.append(
+                            f"recipes.{name}.decontaminate.benchmarks: unknown benchmark {b!r}"
+                        )
+        if self.tables.baseline not in self.recipes:
+            problems.append(f"tables.baseline: {self.tables.baseline!r} is not a recipe")
+        if self.tables.figure_benchmarks != "all":
+            for b in self.tables.figure_benchmarks:
+                if b not in self.benchmarks:
+                    problems.append(f"tables.figure_benchmarks: unknown benchmark {b!r}")
+        problems.extend(self._cycles())
+        for name, spec in self.benchmarks.items():
+            if isinstance(spec, BuiltinSource) and spec.split != "test":
+                problems.append(
+                    f"benchmarks.{name}.split: builtin benchmarks must use split 'test' "
+                    "(train and test are disjoint by construction)"
+                )
+        if len(set(self.seeds)) != len(self.seeds):
+            problems.append("seeds: duplicate seed")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _cycles(self) -> list[str]:
+        for start in self.synthesis:
+            seen = [start]
+            node = self.synthesis[start].from_
+            while node in self.synthesis:
+                if node in seen:
+                    return [f"synthesis.{start}.from: cycle {' -> '.join([*seen, node])}"]
+                seen.append(node)
+                node = self.synthesis[node].from_
+        return []
+
+
+# --------------------------------------------------------------------------- API
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        value = err.get("input")
+        shown = "" if err["type"] in ("missing",) or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  config key '{loc or '<root>'}': {msg}{shown}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic inserts the discriminator value ('builtin', 'local') into loc for tagged unions
+    return part in ("builtin", "local")
+
+
+def load_config(raw: dict[str, Any]) -> Config:
+    """Validate a raw config mapping; raise :class:`ConfigError` naming the key paths at fault."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+
+
+def plain(model: BaseModel) -> dict[str, Any]:
+    """A JSON-able dict of a spec (aliases used, so ``from`` stays ``from``)."""
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)

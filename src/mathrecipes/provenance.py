@@ -1,0 +1,173 @@
+"""Code fingerprints and per-artifact manifests.
+
+Snakemake does not see edits to imported modules, so each rule receives a *narrow* fingerprint of
+the package modules its stage uses as a ``params:`` value: editing ``grading.py`` changes only the
+grading fingerprint and therefore re-grades without retraining. The mapping below is the single
+place that says which module belongs to which stage; ``tests/test_provenance.py`` checks that every
+module of the package is claimed by some stage.
+
+Every artifact gets a sidecar manifest: inputs with content hashes, params, code fingerprint,
+package versions, host, wall time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# Modules shared by every stage (I/O contracts) are part of every fingerprint.
+COMMON = ("__init__.py", "records.py", "provenance.py")
+
+STAGE_MODULES: dict[str, tuple[str, ...]] = {
+    "ingest": ("sources", "builtin", "ingest.py"),
+    "synthesize": ("teachers", "builtin", "synthesis.py"),
+    "select": ("selection.py", "decontam.py", "textnorm.py"),
+    "train": ("training", "prompting.py"),
+    "generate": ("generation.py", "prompting.py"),
+    "grade": ("grading.py",),
+    "tables": ("tables.py",),
+}
+
+# Packages whose versions are written into manifests.
+TRACKED_PACKAGES = (
+    "mathrecipes",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "math-verify",
+    "sympy",
+    "polars",
+    "pyarrow",
+    "snakemake",
+)
+
+
+def _files_of(entry: str) -> list[Path]:
+    path = PACKAGE_DIR / entry
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts)
+    return [path]
+
+
+def code_fingerprint(stage: str) -> str:
+    """sha256 (first 16 hex digits) over the source files of one stage's modules."""
+    if stage not in STAGE_MODULES:
+        raise KeyError(f"unknown stage {stage!r}; known: {', '.join(STAGE_MODULES)}")
+    digest = hashlib.sha256()
+    for entry in (*COMMON, *STAGE_MODULES[stage]):
+        for f in _files_of(entry):
+            digest.update(str(f.relative_to(PACKAGE_DIR)).encode())
+            digest.update(b"\0")
+            digest.update(f.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def path_sha256(path: str | Path) -> str:
+    """Hash of a file, or of a folder's files (names and contents, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        if f.name == "manifest.json":
+            continue
+        digest.update(str(f.relative_to(path)).encode())
+        digest.update(b"\0")
+        digest.update(file_sha256(f).encode())
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def manifest_path_for(artifact: str | Path) -> Path:
+    """``x.parquet`` -> ``x.manifest.json``; a folder -> ``folder/manifest.json``."""
+    artifact = Path(artifact)
+    if artifact.suffix:
+        return artifact.with_name(artifact.stem + ".manifest.json")
+    return artifact / "manifest.json"
+
+
+class Manifest:
+    """Collects what a job did and writes it as JSON next to its artifact.
+
+    Use as a context manager around the job's work; wall time is measured between entry and
+    :meth:`write`.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        *,
+        inputs: Iterable[str | Path] = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.stage = stage
+        self.inputs = [str(p) for p in inputs]
+        self.params = dict(params or {})
+        self.extra: dict[str, Any] = {}
+        self._start = time.time()
+
+    def __enter__(self) -> Manifest:
+        self._start = time.time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add(self, **fields: Any) -> None:
+        self.extra.update(fields)
+
+    def write(self, outputs: Iterable[str | Path], path: str | Path | None = None) -> Path:
+        outputs = [Path(o) for o in outputs]
+        target = Path(path) if path else manifest_path_for(outputs[0])
+        doc = {
+            "stage": self.stage,
+            "code_fingerprint": code_fingerprint(self.stage),
+            "params": self.params,
+            "inputs": {p: path_sha256(p) for p in self.inputs if Path(p).exists()},
+            "outputs": {str(o): path_sha256(o) for o in outputs if o.exists()},
+            "versions": package_versions(),
+            "host": socket.gethostname(),
+            "platform": platform.platform(),
+            "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._start)),
+            "wall_time_s": round(time.time() - self._start, 3),
+            **self.extra,
+        }
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.replace(target)
+        return target
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,200 @@
+"""Selection: turn pools (datasets, synthesis outputs) into one recipe's training set.
+
+For each part of the recipe's ``mix`` (in config order):
+
+1. gather the rows of its pool (a dataset file or every shard of a synthesis entry);
+2. exact dedup on the normalized problem text (the first row by id is kept);
+3. decontaminate against the configured benchmarks (:mod:`mathrecipes.decontam`): any exact or
+   n-gram match removes the row, and every match is written to ``contamination.parquet``;
+4. rank the remaining rows by ``sha256(seed|id)``; this order depends only on the seed and the
+   row ids, so for the same seed a smaller volume is always a prefix of a larger one (the 1/3
+   subset lies inside the full set);
+5. take the part's quota of the volume.
+
+Volume: the largest mix the pools allow is ``T_max = min_i floor(pool_i / w_i)`` with weights
+normalized to sum 1; ``fraction`` takes ``round(fraction * T_max)`` rows in all, ``count`` that many
+(an error if the pools cannot supply it). Quotas are split by the weights with the largest
+remainder method, so they sum to the total exactly.
+
+Rows of different parts with the same problem text (e.g. a raw row and its distilled version) are
+kept; their number is reported as ``cross_part_duplicate_problems``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mathrecipes.decontam import BenchmarkIndex
+from mathrecipes.records import read_many, read_records, write_records, write_table
+from mathrecipes.textnorm import normalize
+
+log = logging.getLogger(__name__)
+
+CONTAM_FIELDS = ("train_id", "part", "benchmark", "benchmark_id", "kind", "evidence")
+
+
+class SelectionError(ValueError):
+    pass
+
+
+def rank_key(seed: int, row_id: str) -> bytes:
+    return hashlib.sha256(f"{seed}|{row_id}".encode()).digest()
+
+
+def quotas(total: int, weights: Sequence[float]) -> list[int]:
+    """Split ``total`` by ``weights`` with the largest remainder method (sums to ``total``)."""
+    s = sum(weights)
+    exact = [total * w / s for w in weights]
+    base = [math.floor(x) for x in exact]
+    rest = total - sum(base)
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - base[i]), i))
+    for i in order[:rest]:
+        base[i] += 1
+    return base
+
+
+def select_recipe(
+    name: str,
+    spec: Mapping[str, Any],
+    pools: Mapping[str, Sequence[str | Path]],
+    benchmarks: Mapping[str, str | Path],
+    out_train: str | Path,
+    out_stats: str | Path,
+    out_contamination: str | Path,
+) -> dict[str, Any]:
+    """Build ``recipes.<name>``; ``pools`` maps each mix part's ``from`` to its parquet files."""
+    mix = list(spec["mix"])
+    seed = int(spec.get("seed", 0))
+    decon = dict(spec.get("decontaminate") or {})
+    decon_on = bool(decon.get("enabled", True))
+    n = int(decon.get("ngram", 13))
+    wanted = decon.get("benchmarks", "all")
+    bench_names = sorted(benchmarks) if wanted == "all" else list(wanted)
+    index = None
+    if decon_on and bench_names:
+        index = BenchmarkIndex({b: read_records(benchmarks[b]) for b in bench_names}, n)
+
+    parts_stats: list[dict[str, Any]] = []
+    pools_rows: list[list[dict[str, str]]] = []
+    matches_out: list[dict[str, str]] = []
+    for i, part in enumerate(mix):
+        src = part["from"]
+        if src not in pools:
+            raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
+        rows = sorted(read_many(pools[src]), key=lambda r: r["id"])
+        gathered = len(rows)
+        dups = 0
+        if spec.get("dedup", True):
+            seen: set[str] = set()
+            unique = []
+            for r in rows:
+                key = normalize(r["problem"])
+                if key in seen:
+                    dups += 1
+                    continue
+                seen.add(key)
+                unique.append(r)
+            rows = unique
+        contaminated = 0
+        if index is not None:
+            clean = []
+            for r in rows:
+                found = index.matches(r["id"], r["problem"])
+                if found:
+                    contaminated += 1
+                    for m in found:
+                        matches_out.append(
+                            {
+                                "train_id": m.train_id,
+                                "part": src,
+                                "benchmark": m.benchmark,
+                                "benchmark_id": m.benchmark_id,
+                                "kind": m.kind,
+                                "evidence": m.evidence,
+                            }
+                        )
+                    continue
+                clean.append(r)
+            rows = clean
+        rows.sort(key=lambda r: rank_key(seed, r["id"]))
+        pools_rows.append(rows)
+        parts_stats.append(
+            {
+                "from": src,
+                "weight": float(part.get("weight", 1.0)),
+                "gathered": gathered,
+                "duplicates_removed": dups,
+                "contaminated_removed": contaminated,
+                "pool": len(rows),
+            }
+        )
+
+    weights = [p["weight"] for p in parts_stats]
+    wsum = sum(weights)
+    t_max = min(
+        math.floor(p["pool"] / (w / wsum)) if w > 0 else math.inf
+        for p, w in zip(parts_stats, weights, strict=True)
+    )
+    volume = dict(spec.get("volume") or {"fraction": 1.0})
+    if volume.get("count") is not None:
+        total = int(volume["count"])
+        if total > t_max:
+            detail = ", ".join(f"{p['from']}: {p['pool']}" for p in parts_stats)
+            raise SelectionError(
+                f"recipes.{name}.volume.count: {total} rows asked for, but the pools allow at most "
+                f"{t_max} for these weights ({detail})"
+            )
+    else:
+        total = round(float(volume["fraction"]) * t_max)
+    if total <= 0:
+        raise SelectionError(f"recipes.{name}.volume: selects no rows (pools allow {t_max})")
+    q = quotas(total, weights)
+    selected: list[dict[str, str]] = []
+    for stats, rows, k in zip(parts_stats, pools_rows, q, strict=True):
+        stats["quota"] = k
+        selected.extend(rows[:k])
+
+    by_problem: dict[str, int] = {}
+    for r in selected:
+        key = normalize(r["problem"])
+        by_problem[key] = by_problem.get(key, 0) + 1
+    cross = sum(c - 1 for c in by_problem.values() if c > 1)
+
+    selected.sort(key=lambda r: r["id"])
+    write_records(selected, out_train)
+    matches_out.sort(key=lambda m: (m["train_id"], m["benchmark"], m["benchmark_id"]))
+    write_table(
+        pa.table(
+            {f: [m[f] for m in matches_out] for f in CONTAM_FIELDS},
+            schema=pa.schema([(f, pa.string()) for f in CONTAM_FIELDS]),
+        ),
+        out_contamination,
+    )
+    stats = {
+        "recipe": name,
+        "seed": seed,
+        "examples": len(selected),
+        "volume": volume,
+        "max_total": t_max,
+        "parts": parts_stats,
+        "cross_part_duplicate_problems": cross,
+        "decontamination": {
+            "enabled": decon_on,
+            "ngram": n,
+            "benchmarks": {b: (index.sizes.get(b, 0) if index else 0) for b in bench_names},
+            "matches": len(matches_out),
+            "rows_removed": sum(p["contaminated_removed"] for p in parts_stats),
+        },
+    }
+    Path(out_stats).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_stats).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    log.info("recipe %s: %d examples", name, len(selected))
+    return stats

@@ -1,0 +1,52 @@
+"""Dataset sources: where raw rows come from.
+
+A source turns a config entry (``datasets.<name>`` or ``benchmarks.<name>``) into raw rows, each
+with a ``where`` string that names the file and row for error messages. Ingest then checks every
+row against the canonical schema (:mod:`mathrecipes.records`).
+
+To add a source: write a class with ``rows()`` and ``describe()`` (see :class:`Source`), and
+register it in :data:`SOURCES` under the name used as ``source:`` in the config, next to a pydantic
+spec in :mod:`mathrecipes.config`. The Hugging Face ``hf`` source and format adapters for public
+datasets plug in here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+from mathrecipes.sources.builtin import BuiltinSource
+from mathrecipes.sources.local import LocalSource, local_input_files
+
+
+class Source(Protocol):
+    def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield (where, raw row) pairs; ``where`` names the file and row, e.g. 'a.jsonl line 7'."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What to record in the manifest (files and their hashes, revisions, generator args)."""
+        ...
+
+
+SOURCES: dict[str, Callable[[str, Mapping[str, Any]], Source]] = {
+    "builtin": BuiltinSource,
+    "local": LocalSource,
+}
+
+
+def open_source(name: str, spec: Mapping[str, Any]) -> Source:
+    kind = spec.get("source")
+    if kind not in SOURCES:
+        raise ValueError(f"{name}.source: unknown source {kind!r}; known: {', '.join(SOURCES)}")
+    return SOURCES[kind](name, spec)
+
+
+def input_files(spec: Mapping[str, Any]) -> list[str]:
+    """Files a source reads, for Snakemake ``input:`` (so editing them re-ingests)."""
+    if spec.get("source") == "local":
+        return local_input_files(spec["path"])
+    return []
+
+
+__all__ = ["SOURCES", "Source", "input_files", "open_source"]

@@ -1,0 +1,135 @@
+"""The programmatic ``builtin`` teacher.
+
+It reads a built-in arithmetic word problem *as text* (it never sees the generating program),
+recovers the start value and the operations from the sentence templates, and writes a structured
+solution: one line per step with the explicit computation and a final ``\\boxed{}`` answer. Every
+step is verified with sympy before the solution is returned.
+
+``error_rate`` makes it an imperfect teacher: with that probability a step result is off by a
+small amount (an arithmetic slip, as a language-model teacher makes). Slips are caught by step
+verification, and the synthesis stage rejects the row and records why. The slips are drawn from a
+generator seeded by ``seed`` and the row key, so they are reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass, field
+
+import sympy
+
+from mathrecipes.builtin.arithmetic import SYMBOL, apply, sentence_patterns
+
+_SENTENCE_END = re.compile(r"(?<=[.?])\s+")
+
+
+@dataclass
+class Step:
+    left: int
+    op: str
+    right: int
+    result: int
+
+    def render(self, index: int) -> str:
+        return f"Step {index}: {self.left} {SYMBOL[self.op]} {self.right} = {self.result}"
+
+
+@dataclass
+class TeacherOutput:
+    ok: bool
+    solution: str = ""
+    answer: str = ""
+    steps: list[Step] = field(default_factory=list)
+    reason: str = ""
+
+
+def parse_problem(problem: str) -> tuple[int, list[tuple[str, int]]]:
+    """Recover (start value, [(op, operand), ...]) from a built-in problem text.
+
+    Raises ValueError naming the sentence that matches no template.
+    """
+    sentences = [s for s in _SENTENCE_END.split(problem.strip()) if s]
+    patterns = sentence_patterns()
+    start: int | None = None
+    ops: list[tuple[str, int]] = []
+    who: tuple[str, str] | None = None
+    for i, sentence in enumerate(sentences):
+        for kind, _template, regex in patterns:
+            m = regex.match(sentence)
+            if not m:
+                continue
+            groups = m.groupdict()
+            pair = (groups.get("name"), groups.get("item"))
+            if who is None:
+                who = pair
+            elif pair != who:
+                raise ValueError(f"sentence {i + 1} is about {pair}, not {who}: {sentence!r}")
+            if kind == "start":
+                if i != 0:
+                    raise ValueError(f"sentence {i + 1} restarts the story: {sentence!r}")
+                start = int(groups["x"])
+            elif kind == "question":
+                if i != len(sentences) - 1:
+                    raise ValueError(f"question before the end: {sentence!r}")
+            else:
+                ops.append((kind, int(groups["x"])))
+            break
+        else:
+            raise ValueError(f"sentence {i + 1} matches no template: {sentence!r}")
+    if start is None:
+        raise ValueError("no start sentence")
+    if not ops:
+        raise ValueError("no operation sentence")
+    return start, ops
+
+
+def verify_step(step: Step) -> bool:
+    """Check ``left op right == result`` with sympy's exact arithmetic."""
+    left, right = sympy.Integer(step.left), sympy.Integer(step.right)
+    exact = {
+        "add": lambda: left + right,
+        "sub": lambda: left - right,
+        "mul": lambda: left * right,
+        "div": lambda: left / right,
+    }[step.op]()
+    return exact == sympy.Integer(step.result)
+
+
+class BuiltinTeacher:
+    name = "builtin"
+
+    def __init__(self, error_rate: float = 0.0, seed: int = 0) -> None:
+        self.error_rate = error_rate
+        self.seed = seed
+
+    def _rng(self, key: str) -> random.Random:
+        digest = hashlib.sha256(f"{self.seed}|{key}".encode()).digest()
+        return random.Random(int.from_bytes(digest[:8], "big"))
+
+    def solve(self, problem: str, *, key: str) -> TeacherOutput:
+        try:
+            value, ops = parse_problem(problem)
+        except ValueError as exc:
+            return TeacherOutput(ok=False, reason=f"unparsed: {exc}")
+        rng = self._rng(key)
+        steps: list[Step] = []
+        for op, x in ops:
+            try:
+                result = apply(op, value, x)
+            except ValueError as exc:
+                return TeacherOutput(ok=False, steps=steps, reason=f"invalid_step: {exc}")
+            if self.error_rate and rng.random() < self.error_rate:
+                result += rng.choice((-3, -2, -1, 1, 2, 3))
+            steps.append(Step(value, op, x, result))
+            value = result
+        lines = [s.render(i + 1) for i, s in enumerate(steps)]
+        lines.append(f"\\boxed{{{value}}}")
+        out = TeacherOutput(ok=True, solution="\n".join(lines), answer=str(value), steps=steps)
+        for i, step in enumerate(steps):
+            if not verify_step(step):
+                out.ok = False
+                out.reason = f"step_failed: {step.render(i + 1)}"
+                break
+        return out
