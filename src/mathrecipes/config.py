@@ -81,6 +81,7 @@ class LocalSource(Strict):
 
 
 SourceSpec = Annotated[BuiltinSource | LocalSource, Field(discriminator="source")]
+SOURCE_TAGS = ("builtin", "local")
 
 
 # --------------------------------------------------------------------------- synthesis
@@ -247,58 +248,63 @@ class Config(Strict):
     grading: GradingSpec = Field(default_factory=GradingSpec)
     tables: TablesSpec
 
-    @model_validator(mode="after")
-    def _references(self) -> Config:
-        problems: list[str] = []
-        clash = set(self.datasets) & set(self.synthesis)
-        for name in sorted(clash):
-            problems.append(f"synthesis.{name}: name already used by datasets.{name}")
+    def reference_problems(self) -> list[tuple[str, str]]:
+        """Cross-references between sections, as (key path, problem) pairs."""
+        problems: list[tuple[str, str]] = []
+        for name in sorted(set(self.datasets) & set(self.synthesis)):
+            problems.append((f"synthesis.{name}", f"name already used by datasets.{name}"))
         pools = set(self.datasets) | set(self.synthesis)
         for name, spec in self.synthesis.items():
             if spec.from_ not in pools:
                 problems.append(
-                    f"synthesis.{name}.from: {spec.from_!r} is neither a dataset nor a synthesis entry"
+                    (
+                        f"synthesis.{name}.from",
+                        f"{spec.from_!r} is neither a dataset nor a synthesis entry",
+                    )
                 )
         for name, recipe in self.recipes.items():
             for i, part in enumerate(recipe.mix):
                 if part.from_ not in pools:
                     problems.append(
-                        f"recipes.{name}.mix.{i}.from: {part.from_!r} is neither a dataset nor "
-                        "a synthesis entry"
+                        (
+                            f"recipes.{name}.mix.{i}.from",
+                            f"{part.from_!r} is neither a dataset nor a synthesis entry",
+                        )
                     )
             benches = recipe.decontaminate.benchmarks
             if benches != "all":
                 for b in benches:
                     if b not in self.benchmarks:
                         problems.append(
-                            f"recipes.{name}.decontaminate.benchmarks: unknown benchmark {b!r}"
+                            (f"recipes.{name}.decontaminate.benchmarks", f"unknown benchmark {b!r}")
                         )
         if self.tables.baseline not in self.recipes:
-            problems.append(f"tables.baseline: {self.tables.baseline!r} is not a recipe")
+            problems.append(("tables.baseline", f"{self.tables.baseline!r} is not a recipe"))
         if self.tables.figure_benchmarks != "all":
             for b in self.tables.figure_benchmarks:
                 if b not in self.benchmarks:
-                    problems.append(f"tables.figure_benchmarks: unknown benchmark {b!r}")
+                    problems.append(("tables.figure_benchmarks", f"unknown benchmark {b!r}"))
         problems.extend(self._cycles())
         for name, spec in self.benchmarks.items():
             if isinstance(spec, BuiltinSource) and spec.split != "test":
                 problems.append(
-                    f"benchmarks.{name}.split: builtin benchmarks must use split 'test' "
-                    "(train and test are disjoint by construction)"
+                    (
+                        f"benchmarks.{name}.split",
+                        "builtin benchmarks must use split 'test' (train and test are "
+                        "disjoint by construction)",
+                    )
                 )
         if len(set(self.seeds)) != len(self.seeds):
-            problems.append("seeds: duplicate seed")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+            problems.append(("seeds", "duplicate seed"))
+        return problems
 
-    def _cycles(self) -> list[str]:
+    def _cycles(self) -> list[tuple[str, str]]:
         for start in self.synthesis:
             seen = [start]
             node = self.synthesis[start].from_
             while node in self.synthesis:
                 if node in seen:
-                    return [f"synthesis.{start}.from: cycle {' -> '.join([*seen, node])}"]
+                    return [(f"synthesis.{start}.from", f"cycle {' -> '.join([*seen, node])}")]
                 seen.append(node)
                 node = self.synthesis[node].from_
         return []
@@ -307,34 +313,48 @@ class Config(Strict):
 # --------------------------------------------------------------------------- API
 
 
-def _format_errors(exc: ValidationError) -> str:
+def _format_errors(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+        parts = list(err["loc"])
+        # pydantic puts the tag of a tagged union into the path: datasets.<name>.<tag>.<key>
+        if len(parts) > 2 and parts[0] in ("datasets", "benchmarks") and parts[2] in SOURCE_TAGS:
+            del parts[2]
+        loc = ".".join(str(p) for p in parts)
+        value = err.get("input")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        if msg.startswith("Value error, "):
+            value = None
+        elif err["type"] == "union_tag_invalid":
+            loc = f"{loc}.source"
+            tags = err.get("ctx", {}).get("expected_tags", "")
+            msg = f"unknown source {err.get('ctx', {}).get('tag')!r} (expected one of {tags})"
+            value = None
+        elif err["type"] == "union_tag_not_found":
+            loc = f"{loc}.source"
+            msg = "required key is missing (builtin or local)"
+            value = None
+        elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        value = err.get("input")
-        shown = "" if err["type"] in ("missing",) or isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"  config key '{loc or '<root>'}': {msg}{shown}")
-    return "invalid config:\n" + "\n".join(lines)
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic inserts the discriminator value ('builtin', 'local') into loc for tagged unions
-    return part in ("builtin", "local")
+        shown = "" if value is None or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"config key '{loc or '<root>'}': {msg}{shown}")
+    return lines
 
 
 def load_config(raw: dict[str, Any]) -> Config:
     """Validate a raw config mapping; raise :class:`ConfigError` naming the key paths at fault."""
     try:
-        return Config.model_validate(raw)
+        cfg = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+        problems = _format_errors(exc)
+    else:
+        problems = [f"config key '{key}': {msg}" for key, msg in cfg.reference_problems()]
+        if not problems:
+            return cfg
+    raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 def plain(model: BaseModel) -> dict[str, Any]:

@@ -45,7 +45,9 @@ def ingest(
             bad.append({"where": where, "reason": str(exc), "row": dumps_meta(_jsonable(raw))})
             continue
         if rec["id"] in first_seen:
-            raise RecordError(f"{where}: duplicate id {rec['id']!r} (first at {first_seen[rec['id']]})")
+            raise RecordError(
+                f"{where}: duplicate id {rec['id']!r} (first at {first_seen[rec['id']]})"
+            )
         first_seen[rec["id"]] = where
         good.append(rec)
     if not good:
@@ -66,7 +68,10 @@ def ingest(
 
 
 def _jsonable(raw: Mapping[str, Any]) -> dict[str, Any]:
-    return {str(k): (v if isinstance(v, (str, int, float, bool, type(None), dict, list)) else str(v)) for k, v in raw.items()}
+    return {
+        str(k): (v if isinstance(v, (str, int, float, bool, type(None), dict, list)) else str(v))
+        for k, v in raw.items()
+    }
 
 
 def _write_quarantine(rows: list[dict[str, str]], path: str | Path) -> None:

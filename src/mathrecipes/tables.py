@@ -278,8 +278,12 @@ def _provenance(entries: Sequence[Mapping[str, Any]], path: Path) -> None:
         ckpt = Path(e["checkpoint"])
         cell["seeds"][str(e["seed"])] = {
             "grades": _manifest_hashes([str(e["grades"])]),
-            "generations": _manifest_hashes([str(e["generations"])]) if e.get("generations") else {},
-            "checkpoint": {str(ckpt): _read_json(ckpt / "manifest.json").get("outputs", {}).get(str(ckpt))},
+            "generations": _manifest_hashes([str(e["generations"])])
+            if e.get("generations")
+            else {},
+            "checkpoint": {
+                str(ckpt): _read_json(ckpt / "manifest.json").get("outputs", {}).get(str(ckpt))
+            },
         }
     path.write_text(json.dumps(cells, indent=2, sort_keys=True) + "\n")
 
@@ -295,7 +299,10 @@ def _figure(scores: pl.DataFrame, path: str | Path, benchmarks: Sequence[str] | 
         benches = [b for b in benches if b in set(benchmarks)]
     students = sorted(scores["student"].unique().to_list())
     fig, axes = plt.subplots(
-        len(students), len(benches), figsize=(4.2 * len(benches), 3.4 * len(students)), squeeze=False
+        len(students),
+        len(benches),
+        figsize=(4.2 * len(benches), 3.4 * len(students)),
+        squeeze=False,
     )
     for i, student in enumerate(students):
         for j, bench in enumerate(benches):
@@ -306,7 +313,9 @@ def _figure(scores: pl.DataFrame, path: str | Path, benchmarks: Sequence[str] | 
                 y = 100 * r["accuracy"]
                 err = 100 * r["ci95"] if r["ci95"] is not None else None
                 ax.errorbar([x], [y], yerr=[err] if err is not None else None, fmt="o", capsize=3)
-                ax.annotate(r["recipe"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+                ax.annotate(
+                    r["recipe"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8
+                )
             ax.set_xscale("log")
             ax.set_xlabel("training examples")
             ax.set_ylabel("accuracy (%)")

@@ -44,7 +44,9 @@ class LocalSource:
                     try:
                         obj = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise ValueError(f"{path} line {lineno}: malformed JSON ({exc.msg})") from None
+                        raise ValueError(
+                            f"{path} line {lineno}: malformed JSON ({exc.msg})"
+                        ) from None
                     if not isinstance(obj, dict):
                         raise ValueError(f"{path} line {lineno}: expected a JSON object")
                     yield f"{path} line {lineno}", obj
@@ -64,7 +66,9 @@ class LocalSource:
                 for i, obj in enumerate(csv.DictReader(fh), start=2):
                     yield f"{path} line {i}", obj
         else:
-            raise ValueError(f"{path}: unsupported file type {suffix!r} (jsonl, json, parquet, csv)")
+            raise ValueError(
+                f"{path}: unsupported file type {suffix!r} (jsonl, json, parquet, csv)"
+            )
 
     def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         mapping = dict(self.spec.get("fields") or {})
@@ -83,7 +87,11 @@ class LocalSource:
                 extra = {k: v for k, v in raw.items() if k not in used}
                 meta = {**extra, **meta} if extra else meta
                 row["meta"] = meta
-                row["id"] = f"{prefix}/{row['id']}" if row.get("id") not in (None, "") else f"{prefix}/{n:07d}"
+                row["id"] = (
+                    f"{prefix}/{row['id']}"
+                    if row.get("id") not in (None, "")
+                    else f"{prefix}/{n:07d}"
+                )
                 row["source"] = self.name
                 row.setdefault("answer_type", self.spec.get("answer_type", "text"))
                 n += 1

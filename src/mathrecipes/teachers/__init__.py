@@ -21,7 +21,9 @@ class Teacher(Protocol):
 def make_teacher(spec: Mapping[str, Any]) -> Teacher:
     backend = spec.get("backend", "builtin")
     if backend == "builtin":
-        return BuiltinTeacher(error_rate=float(spec.get("error_rate", 0.0)), seed=int(spec.get("seed", 0)))
+        return BuiltinTeacher(
+            error_rate=float(spec.get("error_rate", 0.0)), seed=int(spec.get("seed", 0))
+        )
     raise ValueError(f"synthesis teacher.backend: unknown backend {backend!r}")
 
 

@@ -1,0 +1,84 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mathrecipes.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(
+    [REPO / "config.yaml", *REPO.glob("configs/*.yaml"), *REPO.glob("tests/configs/*.yaml")]
+)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_config_in_the_repo_validates(path):
+    load_config(yaml.safe_load(path.read_text()))
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def _error(raw):
+    with pytest.raises(ConfigError) as info:
+        load_config(raw)
+    return str(info.value)
+
+
+def test_unknown_key_names_the_key_path(raw):
+    raw["recipes"]["better"]["volume"]["fractoin"] = 0.3
+    assert "config key 'recipes.better.volume.fractoin': unknown key" in _error(raw)
+
+
+def test_wrong_type_names_the_key_path(raw):
+    raw["students"]["tiny"]["training"]["lr"] = "fast"
+    raw["datasets"]["arith"]["n"] = "many"
+    msg = _error(raw)
+    assert "config key 'students.tiny.training.lr'" in msg and "'fast'" in msg
+    assert "config key 'datasets.arith.n'" in msg
+
+
+def test_unknown_source_and_inner_key_paths(raw):
+    bad = copy.deepcopy(raw)
+    bad["datasets"]["arith"]["source"] = "hff"
+    assert "config key 'datasets.arith.source': unknown source 'hff'" in _error(bad)
+    raw["benchmarks"]["arith_test"]["stepz"] = 3
+    assert "config key 'benchmarks.arith_test.stepz': unknown key" in _error(raw)
+
+
+def test_broken_references_are_reported_together(raw):
+    raw["recipes"]["better"]["mix"][0]["from"] = "nothing"
+    raw["tables"]["baseline"] = "x"
+    msg = _error(raw)
+    assert "config key 'recipes.better.mix.0.from': 'nothing' is neither" in msg
+    assert "config key 'tables.baseline': 'x' is not a recipe" in msg
+
+
+def test_synthesis_cycle(raw):
+    raw["synthesis"]["a"] = {"from": "b"}
+    raw["synthesis"]["b"] = {"from": "a"}
+    assert "cycle" in _error(raw)
+
+
+def test_value_rules(raw):
+    one = copy.deepcopy(raw)
+    one["recipes"]["more"]["volume"] = {"fraction": 0.5, "count": 10}
+    assert "config key 'recipes.more.volume': give exactly one of 'fraction' or 'count'" in _error(
+        one
+    )
+    two = copy.deepcopy(raw)
+    two["benchmarks"]["arith_test"]["split"] = "train"
+    assert "benchmarks.arith_test.split" in _error(two)
+    three = copy.deepcopy(raw)
+    three["generation"]["n_samples"] = 4
+    assert "config key 'generation'" in _error(three)
+
+
+def test_defaults_fill_in(raw):
+    cfg = load_config(raw)
+    assert cfg.recipes["more"].decontaminate.ngram == 13
+    assert cfg.recipes["more"].dedup is True
+    assert cfg.grading.timeout_s == 5.0

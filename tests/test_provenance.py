@@ -1,0 +1,94 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mathrecipes import provenance as P
+
+# Modules that cannot change a result: they are deliberately in no fingerprint.
+NOT_RESULT_AFFECTING = {"config.py", "runlog.py", "cli.py", "py.typed"}
+
+
+def _entries_claimed():
+    claimed = set()
+    for entries in (P.COMMON, *P.STAGE_MODULES.values()):
+        for e in entries:
+            claimed |= {str(f.relative_to(P.PACKAGE_DIR)) for f in P._files_of(e)}
+    return claimed
+
+
+def test_every_module_belongs_to_a_stage():
+    modules = {
+        str(p.relative_to(P.PACKAGE_DIR))
+        for p in P.PACKAGE_DIR.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    unclaimed = modules - _entries_claimed() - NOT_RESULT_AFFECTING
+    assert not unclaimed, f"add these to provenance.STAGE_MODULES: {sorted(unclaimed)}"
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    copy = tmp_path / "mathrecipes"
+    shutil.copytree(P.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(P, "PACKAGE_DIR", copy)
+    return copy
+
+
+def test_editing_one_module_changes_only_its_stages(package_copy):
+    before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    with open(package_copy / "grading.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    after = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    changed = {s for s in before if before[s] != after[s]}
+    assert changed == {"grade"}
+
+
+def test_prompt_format_edit_retrains_and_regenerates(package_copy):
+    before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    with open(package_copy / "prompting.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    after = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    assert {s for s in before if before[s] != after[s]} == {"train", "generate"}
+
+
+def test_records_edit_changes_every_stage(package_copy):
+    before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    with open(package_copy / "records.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    assert all(P.code_fingerprint(s) != before[s] for s in P.STAGE_MODULES)
+
+
+def test_unknown_stage():
+    with pytest.raises(KeyError, match="unknown stage"):
+        P.code_fingerprint("nope")
+
+
+def test_manifest_records_inputs_outputs_and_params(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("hello")
+    out = tmp_path / "out.parquet"
+    with P.Manifest("select", inputs=[src], params={"a": 1}) as m:
+        out.write_bytes(b"data")
+        m.add(summary={"rows": 3})
+        path = m.write([out])
+    doc = json.loads(path.read_text())
+    assert path == tmp_path / "out.manifest.json"
+    assert doc["inputs"][str(src)] == P.file_sha256(src)
+    assert doc["outputs"][str(out)] == P.file_sha256(out)
+    assert doc["params"] == {"a": 1} and doc["summary"] == {"rows": 3}
+    assert doc["code_fingerprint"] == P.code_fingerprint("select")
+    assert "python" in doc["versions"] and doc["wall_time_s"] >= 0
+
+
+def test_folder_hash_ignores_its_manifest(tmp_path):
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    (d / "a.bin").write_bytes(b"1")
+    h = P.path_sha256(d)
+    (d / "manifest.json").write_text("{}")
+    assert P.path_sha256(d) == h
+    (d / "a.bin").write_bytes(b"2")
+    assert P.path_sha256(d) != h
+    assert P.manifest_path_for(Path("x/seed-0")) == Path("x/seed-0/manifest.json")
