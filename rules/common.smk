@@ -102,7 +102,9 @@ def recipe_benchmarks(recipe):
     decon = CFG.recipes[recipe].decontaminate
     if not decon.enabled:
         return []
-    return sorted(CFG.benchmarks) if decon.benchmarks == "all" else list(decon.benchmarks)
+    return (
+        sorted(CFG.benchmarks if decon.benchmarks == "all" else decon.benchmarks)
+    )
 
 
 def ingest_inputs(section):
@@ -154,10 +156,11 @@ def student_resource(key):
 
 
 def grid():
-    """Every (student, recipe, seed) of the experiment."""
-    for student in CFG.students:
-        for recipe in CFG.recipes:
-            for seed in CFG.seeds:
+    """Every (student, recipe, seed) of the experiment, in a fixed order (reordering the config
+    must not look like a change)."""
+    for student in sorted(CFG.students):
+        for recipe in sorted(CFG.recipes):
+            for seed in sorted(CFG.seeds):
                 yield student, recipe, seed
 
 
@@ -183,7 +186,7 @@ def all_generation_files():
     return [
         f"{R}/generations/{s}/{r}/seed-{seed}/{b}.parquet"
         for s, r, seed in grid()
-        for b in CFG.benchmarks
+        for b in sorted(CFG.benchmarks)
     ]
 
 
@@ -191,7 +194,7 @@ def all_grade_files():
     return [
         f"{R}/grades/{s}/{r}/seed-{seed}/{b}.parquet"
         for s, r, seed in grid()
-        for b in CFG.benchmarks
+        for b in sorted(CFG.benchmarks)
     ]
 
 
@@ -199,7 +202,7 @@ def table_entries(wildcards):
     """One entry per table cell and seed, with every file behind it (a param: config only)."""
     entries = []
     for s, r, seed in grid():
-        for b in CFG.benchmarks:
+        for b in sorted(CFG.benchmarks):
             entries.append(
                 {
                     "student": s,

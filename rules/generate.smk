@@ -12,15 +12,15 @@ rule generate_answers:
         f"{R}/logs/generate_answers/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.log",
     benchmark:
         f"{R}/runtime/generate_answers/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.tsv"
-    params:
-        spec=generation_spec,
-        code=fingerprint("generate"),
+    conda:
+        "../envs/train.yaml"
     threads: student_resource("cpus")
     resources:
         gpu=student_resource("gpus"),
         mem_mb=student_resource("mem_mb"),
         runtime=student_resource("runtime"),
-    conda:
-        "../envs/train.yaml"
+    params:
+        spec=generation_spec,
+        code=fingerprint("generate"),
     script:
         "../scripts/generate_answers.py"

@@ -13,14 +13,14 @@ rule grade_generations:
         f"{R}/logs/grade_generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.log",
     benchmark:
         f"{R}/runtime/grade_generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.tsv"
-    params:
-        spec=grading_spec,
-        code=fingerprint("grade"),
+    conda:
+        "../envs/grade.yaml"
     threads: lambda wildcards: CFG.grading.workers
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/grade.yaml"
+    params:
+        spec=grading_spec,
+        code=fingerprint("grade"),
     script:
         "../scripts/grade_generations.py"

@@ -12,15 +12,15 @@ rule ingest_dataset:
         f"{R}/logs/ingest_dataset/{{dataset}}.log",
     benchmark:
         f"{R}/runtime/ingest_dataset/{{dataset}}.tsv"
-    params:
-        spec=dataset_spec,
-        code=fingerprint("ingest"),
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=dataset_spec,
+        code=fingerprint("ingest"),
     script:
         "../scripts/ingest_dataset.py"
 
@@ -36,14 +36,14 @@ rule build_benchmark:
         f"{R}/logs/build_benchmark/{{benchmark}}.log",
     benchmark:
         f"{R}/runtime/build_benchmark/{{benchmark}}.tsv"
-    params:
-        spec=benchmark_spec,
-        code=fingerprint("ingest"),
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=benchmark_spec,
+        code=fingerprint("ingest"),
     script:
         "../scripts/build_benchmark.py"

@@ -14,16 +14,16 @@ rule select_recipe:
         f"{R}/logs/select_recipe/{{recipe}}.log",
     benchmark:
         f"{R}/runtime/select_recipe/{{recipe}}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
     params:
         spec=recipe_spec,
         pools=select_pools,
         benchmarks=select_benchmarks,
         code=fingerprint("select"),
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    conda:
-        "../envs/data.yaml"
     script:
         "../scripts/select_recipe.py"

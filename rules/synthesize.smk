@@ -13,14 +13,14 @@ rule synthesize_shard:
         f"{R}/logs/synthesize_shard/{{synth}}/shard-{{shard}}.log",
     benchmark:
         f"{R}/runtime/synthesize_shard/{{synth}}/shard-{{shard}}.tsv"
-    params:
-        spec=synth_spec,
-        code=fingerprint("synthesize"),
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=synth_spec,
+        code=fingerprint("synthesize"),
     script:
         "../scripts/synthesize_shard.py"

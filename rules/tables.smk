@@ -5,7 +5,7 @@ rule make_tables:
     input:
         grades=all_grade_files(),
         checkpoints=all_checkpoint_dirs(),
-        stats=[f"{R}/recipes/{r}/stats.json" for r in CFG.recipes],
+        stats=[f"{R}/recipes/{r}/stats.json" for r in sorted(CFG.recipes)],
     output:
         scores=report(
             f"{R}/tables/scores.csv",
@@ -26,15 +26,15 @@ rule make_tables:
         f"{R}/logs/make_tables.log",
     benchmark:
         f"{R}/runtime/make_tables.tsv"
-    params:
-        entries=table_entries,
-        spec=tables_spec,
-        code=fingerprint("tables"),
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/data.yaml"
+    params:
+        entries=table_entries,
+        spec=tables_spec,
+        code=fingerprint("tables"),
     script:
         "../scripts/make_tables.py"

@@ -11,15 +11,15 @@ rule train_student:
         f"{R}/logs/train_student/{{student}}/{{recipe}}/seed-{{seed}}.log",
     benchmark:
         f"{R}/runtime/train_student/{{student}}/{{recipe}}/seed-{{seed}}.tsv"
-    params:
-        spec=student_spec,
-        code=fingerprint("train"),
+    conda:
+        "../envs/train.yaml"
     threads: student_resource("cpus")
     resources:
         gpu=student_resource("gpus"),
         mem_mb=student_resource("mem_mb"),
         runtime=student_resource("runtime"),
-    conda:
-        "../envs/train.yaml"
+    params:
+        spec=student_spec,
+        code=fingerprint("train"),
     script:
         "../scripts/train_student.py"

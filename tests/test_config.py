@@ -82,3 +82,15 @@ def test_defaults_fill_in(raw):
     assert cfg.recipes["more"].decontaminate.ngram == 13
     assert cfg.recipes["more"].dedup is True
     assert cfg.grading.timeout_s == 5.0
+
+
+def test_cli_validate(tmp_path, capsys, raw):
+    from mathrecipes.cli import main
+
+    assert main(["validate", str(REPO / "config.yaml")]) == 0
+    assert "3 training run(s), 6 evaluation(s)" in capsys.readouterr().out
+    raw["seeds"] = "zero"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(bad)]) == 1
+    assert "config key 'seeds'" in capsys.readouterr().err

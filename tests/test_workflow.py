@@ -1,0 +1,295 @@
+"""The Snakefile end to end on a tiny config, and the rerun rule.
+
+One real run of the whole grid (module fixture), then dry runs after single edits that assert the
+exact set of jobs Snakemake schedules. The package is run from a copy (PYTHONPATH) so a test can
+edit its source the way a developer would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from mathrecipes.grading import VERDICTS
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+pytestmark = pytest.mark.slow
+
+RECIPES = ("more", "more_third", "better", "mixed")
+BENCHES = ("id_test", "ood_test")
+
+
+def run_snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True):
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def planned_jobs(output: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(rule, wildcards) of every job in a dry-run report."""
+    jobs = set()
+    rule = None
+    wildcards: tuple = ()
+    for line in output.splitlines() + [""]:
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            if rule:
+                jobs.add((rule, wildcards))
+            rule, wildcards = m.group(1), ()
+            continue
+        w = re.match(r"^\s+wildcards: (.*)$", line)
+        if w and rule:
+            wildcards = tuple(sorted(tuple(kv.split("=", 1)) for kv in w.group(1).split(", ")))
+    if rule:
+        jobs.add((rule, wildcards))
+    return jobs
+
+
+def J(rule: str, **wc) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return (rule, tuple(sorted((k, str(v)) for k, v in wc.items())))
+
+
+def downstream(recipe: str) -> set:
+    jobs = {J("train_student", student="nano", recipe=recipe, seed=0)}
+    for b in BENCHES:
+        jobs.add(J("generate_answers", student="nano", recipe=recipe, seed=0, benchmark=b))
+        jobs.add(J("grade_generations", student="nano", recipe=recipe, seed=0, benchmark=b))
+    return jobs
+
+
+TAIL = {J("make_tables"), J("all")}
+
+
+@pytest.fixture(scope="module")
+def pkg_env(tmp_path_factory):
+    """A copy of the package source on PYTHONPATH, editable by tests."""
+    src = tmp_path_factory.mktemp("pkg") / "src"
+    shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
+    env["HF_HUB_OFFLINE"] = env["HF_DATASETS_OFFLINE"] = "1"
+    return src, env
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, pkg_env):
+    _, env = pkg_env
+    work = tmp_path_factory.mktemp("tiny")
+    config = work / "tiny.yaml"
+    shutil.copy(TINY, config)
+    proc = run_snakemake(work, "--configfile", str(config), "--cores", "2", env=env)
+    return work, config, env, proc
+
+
+def test_end_to_end_outputs(tiny_run):
+    work, _, _, _ = tiny_run
+    res = work / "results"
+    scores = pl.read_csv(res / "tables" / "scores.csv")
+    assert scores.height == len(RECIPES) * len(BENCHES)
+    assert set(scores["recipe"]) == set(RECIPES) and set(scores["benchmark"]) == set(BENCHES)
+    assert scores["accuracy"].is_between(0, 1).all()
+    base = scores.filter(pl.col("recipe") == "more")
+    assert (base["delta_vs_baseline"] == 0).all()
+    assert (res / "figures" / "accuracy_vs_size.png").stat().st_size > 1000
+    assert "`more` (baseline)" in (res / "tables" / "scores.md").read_text()
+
+    stats = json.loads((res / "recipes" / "better" / "stats.json").read_text())
+    assert stats["examples"] == 100 and stats["decontamination"]["matches"] == 0
+    assert set(stats["decontamination"]["benchmarks"]) == set(BENCHES)
+    mixed = json.loads((res / "recipes" / "mixed" / "stats.json").read_text())
+    assert [p["quota"] for p in mixed["parts"]] == [20, 80]
+    more = set(pl.read_parquet(res / "recipes" / "more" / "train.parquet")["id"])
+    third = set(pl.read_parquet(res / "recipes" / "more_third" / "train.parquet")["id"])
+    assert third < more and len(third) == round(len(more) * 0.3333333)
+
+    for b in BENCHES:
+        grades = pl.read_parquet(res / "grades" / "nano" / "better" / "seed-0" / f"{b}.parquet")
+        gens = pl.read_parquet(res / "generations" / "nano" / "better" / "seed-0" / f"{b}.parquet")
+        assert (
+            grades.height
+            == gens.height
+            == pl.read_parquet(res / "benchmarks" / f"{b}.parquet").height
+        )
+        assert set(grades["verdict"]) <= set(VERDICTS)
+        assert grades["grader_version"].n_unique() == 1
+
+    ckpt = res / "checkpoints" / "nano" / "better" / "seed-0"
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "train_log.jsonl",
+              "train_summary.json", "manifest.json"):  # fmt: skip
+        assert (ckpt / f).is_file(), f
+
+
+def test_every_artifact_has_a_manifest_and_cells_trace_back(tiny_run):
+    work, _, _, _ = tiny_run
+    res = work / "results"
+    artifacts = [
+        *res.glob("datasets/*[!e].parquet"),
+        *res.glob("benchmarks/*.parquet"),
+        *res.glob("synth/*/shard-[0-9].parquet"),
+        *res.glob("generations/*/*/*/*.parquet"),
+        *res.glob("grades/*/*/*/*.parquet"),
+    ]
+    artifacts = [a for a in artifacts if ".quarantine" not in a.name and ".rejects" not in a.name]
+    assert len(artifacts) > 20
+    for a in artifacts:
+        m = a.with_name(a.stem + ".manifest.json")
+        doc = json.loads(m.read_text())
+        assert doc["code_fingerprint"] and doc["versions"]["mathrecipes"]
+        assert str(a.relative_to(work)) in doc["outputs"], a
+    prov = json.loads((res / "tables" / "provenance.json").read_text())
+    cell = prov["nano/better/id_test"]
+    assert set(cell["synthesis_shards"]) == {
+        "results/synth/distilled/shard-0.parquet",
+        "results/synth/distilled/shard-1.parquet",
+    }
+    assert all(h for h in cell["synthesis_shards"].values())
+    seed0 = cell["seeds"]["0"]
+    assert list(seed0["checkpoint"].values())[0]
+    assert list(seed0["grades"]) == ["results/grades/nano/better/seed-0/id_test.parquet"]
+
+
+def test_second_run_does_nothing(tiny_run):
+    work, config, env, _ = tiny_run
+    proc = run_snakemake(work, "--configfile", str(config), "-n", env=env)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert planned_jobs(proc.stdout) == set()
+
+
+def _dry_run_after(tiny_run, edit) -> set:
+    work, config, env, _ = tiny_run
+    raw = yaml.safe_load(config.read_text())
+    edit(raw)
+    edited = work / "edited.yaml"
+    edited.write_text(yaml.safe_dump(raw, sort_keys=False))
+    proc = run_snakemake(work, "--configfile", str(edited), "-n", env=env)
+    return planned_jobs(proc.stdout)
+
+
+def test_recipe_volume_edit_reruns_only_that_recipe(tiny_run):
+    def edit(raw):
+        raw["recipes"]["more_third"]["volume"] = {"fraction": 0.5}
+
+    assert _dry_run_after(tiny_run, edit) == {
+        J("select_recipe", recipe="more_third"),
+        *downstream("more_third"),
+        *TAIL,
+    }
+
+
+def test_teacher_edit_reruns_that_synthesis_and_what_depends_on_it(tiny_run):
+    def edit(raw):
+        raw["synthesis"]["distilled"]["teacher"]["error_rate"] = 0.2
+
+    assert _dry_run_after(tiny_run, edit) == {
+        J("synthesize_shard", synth="distilled", shard=0),
+        J("synthesize_shard", synth="distilled", shard=1),
+        J("select_recipe", recipe="better"),
+        *downstream("better"),
+        *TAIL,
+    }
+
+
+def _grading_only() -> set:
+    return {
+        J("grade_generations", student="nano", recipe=r, seed=0, benchmark=b)
+        for r in RECIPES
+        for b in BENCHES
+    } | TAIL
+
+
+def test_grader_setting_edit_regrades_only(tiny_run):
+    def edit(raw):
+        raw["grading"]["timeout_s"] = 7.5
+
+    assert _dry_run_after(tiny_run, edit) == _grading_only()
+
+
+def test_training_hyperparameter_edit_schedules_no_ingest_synthesis_or_selection(tiny_run):
+    def edit(raw):
+        raw["students"]["nano"]["training"]["lr"] = 1e-3
+
+    expected = set().union(*(downstream(r) for r in RECIPES)) | TAIL
+    assert _dry_run_after(tiny_run, edit) == expected
+
+
+def test_resources_edit_reruns_nothing(tiny_run):
+    def edit(raw):
+        raw["students"]["nano"]["resources"]["mem_mb"] = 2000
+
+    assert _dry_run_after(tiny_run, edit) == set()
+
+
+def test_grader_code_edit_regrades_only(tiny_run, pkg_env):
+    src, _ = pkg_env
+    grading = src / "mathrecipes" / "grading.py"
+    original = grading.read_text()
+    try:
+        grading.write_text(original + "\n# a developer's edit\n")
+        assert _dry_run_after(tiny_run, lambda raw: None) == _grading_only()
+    finally:
+        grading.write_text(original)
+
+
+def test_tables_are_byte_identical_across_runs(tiny_run, tmp_path, pkg_env):
+    work, config, env, _ = tiny_run
+    run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2", env=env)
+    for name in ("scores.csv", "per_seed.csv"):
+        a = (work / "results" / "tables" / name).read_bytes()
+        b = (tmp_path / "results" / "tables" / name).read_bytes()
+        assert a == b, name
+
+
+def test_invalid_config_fails_before_any_job(tmp_path, pkg_env):
+    _, env = pkg_env
+    raw = yaml.safe_load(TINY.read_text())
+    raw["recipes"]["more"]["volume"] = {"fractoin": 0.5}
+    raw["students"]["nano"]["training"]["max_steps"] = "ten"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    proc = run_snakemake(tmp_path, "--configfile", str(bad), "--cores", "1", env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key 'recipes.more.volume.fractoin': unknown key" in out
+    assert "config key 'recipes.more.volume': give exactly one of" in out
+    assert "config key 'students.nano.training.max_steps'" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_row_without_answer_fails_the_ingest_job_naming_file_and_row(tmp_path, pkg_env):
+    _, env = pkg_env
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"problem": "What is 2+2?", "answer": "4"}\n{"problem": "What is 3+3?"}\n')
+    raw = yaml.safe_load(TINY.read_text())
+    raw["datasets"]["bad"] = {"source": "local", "path": str(data), "on_bad_row": "fail"}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    target = "results/datasets/bad.parquet"
+    proc = run_snakemake(
+        tmp_path, "--configfile", str(cfg), "--cores", "1", target, env=env, check=False
+    )
+    assert proc.returncode != 0
+    log = (tmp_path / "results" / "logs" / "ingest_dataset" / "bad.log").read_text()
+    assert f"{data} line 2: missing or empty field(s) answer" in log
+    assert not (tmp_path / target).exists()
+
+    raw["datasets"]["bad"]["on_bad_row"] = "quarantine"
+    cfg.write_text(yaml.safe_dump(raw))
+    run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", target, env=env)
+    manifest = json.loads((tmp_path / "results" / "datasets" / "bad.manifest.json").read_text())
+    assert manifest["summary"]["rows"] == 1 and manifest["summary"]["quarantined"] == 1
