@@ -102,9 +102,7 @@ def recipe_benchmarks(recipe):
     decon = CFG.recipes[recipe].decontaminate
     if not decon.enabled:
         return []
-    return (
-        sorted(CFG.benchmarks if decon.benchmarks == "all" else decon.benchmarks)
-    )
+    return sorted(CFG.benchmarks if decon.benchmarks == "all" else decon.benchmarks)
 
 
 def ingest_inputs(section):
