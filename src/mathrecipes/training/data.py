@@ -1,0 +1,183 @@
+"""Encoding and batching shared by training and generation.
+
+This module is deliberately light (no torch, no transformers import): generation imports
+:func:`encode_prompts` from here so that the token ids a student is evaluated on are built by the
+very function that built its training prompts.
+
+An example is ``[bos] + tok(format_prompt(problem)) + tok(format_target(record)) + [eos]``; the
+prompt and the target are tokenized separately (never across their boundary), special tokens are
+added by hand (``add_special_tokens=False``), and ``bos`` is left out only for a tokenizer that
+has none (some Hugging Face models). The loss is on the target and ``eos`` only.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mathrecipes.prompting import format_prompt, format_target
+
+IGNORE_INDEX = -100
+
+
+def bos_ids(tokenizer: Any) -> list[int]:
+    """``[bos]``, or ``[]`` for a tokenizer without a bos token."""
+    bos = tokenizer.bos_token_id
+    return [] if bos is None else [int(bos)]
+
+
+def eos_id(tokenizer: Any) -> int:
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no eos token; a student must be able to stop")
+    return int(eos)
+
+
+def pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id
+    return eos_id(tokenizer) if pad is None else int(pad)
+
+
+def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text, without any special token (one batched call)."""
+    if not texts:
+        return []
+    return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def encode_prompts(tokenizer: Any, problems: Sequence[str]) -> list[list[int]]:
+    """``[bos] + tok(format_prompt(problem))`` for each problem: the generation input."""
+    bos = bos_ids(tokenizer)
+    return [bos + ids for ids in encode_texts(tokenizer, [format_prompt(p) for p in problems])]
+
+
+def encode_prompt(tokenizer: Any, problem: str) -> list[int]:
+    return encode_prompts(tokenizer, [problem])[0]
+
+
+def example_texts(record: Mapping[str, str]) -> tuple[str, str]:
+    """The (prompt, target) texts of one training record."""
+    return format_prompt(record["problem"]), format_target(record)
+
+
+@dataclass
+class Examples:
+    """Tokenized training examples: ``ids[i][:n_prompt[i]]`` is bos + prompt (no loss)."""
+
+    ids: list[list[int]] = field(default_factory=list)
+    n_prompt: list[int] = field(default_factory=list)
+    # totals before truncation (prompt + target + specials, and target + eos)
+    total_tokens: int = 0
+    target_tokens: int = 0
+    truncated: int = 0  # examples cut at max_length
+    dropped: int = 0  # examples whose target was cut away entirely (prompt >= max_length)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(x) for x in self.ids]
+
+
+def encode_examples(
+    tokenizer: Any, records: Sequence[Mapping[str, str]], max_length: int
+) -> Examples:
+    """Tokenize training records into examples truncated to ``max_length`` tokens."""
+    prompts = encode_prompts(tokenizer, [r["problem"] for r in records])
+    targets = encode_texts(tokenizer, [format_target(r) for r in records])
+    eos = [eos_id(tokenizer)]
+    out = Examples()
+    for prompt, target in zip(prompts, targets, strict=True):
+        ids = prompt + target + eos
+        out.total_tokens += len(ids)
+        out.target_tokens += len(target) + 1
+        if len(ids) > max_length:
+            out.truncated += 1
+            ids = ids[:max_length]
+        if len(ids) <= len(prompt):
+            out.dropped += 1
+            continue
+        out.ids.append(ids)
+        out.n_prompt.append(len(prompt))
+    return out
+
+
+def labels_for(ids: Sequence[int], n_prompt: int) -> list[int]:
+    """Labels of one example: IGNORE_INDEX on bos + prompt, the token itself on target + eos.
+
+    (Hugging Face causal-LM losses shift internally: label ``i`` is predicted from ``ids[:i]``.)
+    """
+    return [IGNORE_INDEX] * n_prompt + list(ids[n_prompt:])
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def plan_epoch(
+    lengths: Sequence[int], tokens_per_step: int, rng: random.Random, pool_batches: int = 32
+) -> list[list[int]]:
+    """One epoch of batches under a padded-token budget, with length bucketing.
+
+    The examples are shuffled, cut into pools of about ``pool_batches`` batches, sorted by
+    length inside each pool (so a batch holds similar lengths and little padding), packed
+    greedily while ``batch_rows * longest <= tokens_per_step`` (a lone example longer than the
+    budget still forms a batch), and the batches are shuffled. Deterministic given ``rng``.
+    """
+    n = len(lengths)
+    order = list(range(n))
+    rng.shuffle(order)
+    mean_len = max(1.0, sum(lengths) / max(1, n))
+    pool = max(1, int(tokens_per_step / mean_len)) * pool_batches
+    batches: list[list[int]] = []
+    for start in range(0, n, pool):
+        chunk = sorted(order[start : start + pool], key=lengths.__getitem__)  # stable
+        current: list[int] = []
+        longest = 0
+        for i in chunk:
+            new_longest = max(longest, lengths[i])
+            if current and new_longest * (len(current) + 1) > tokens_per_step:
+                batches.append(current)
+                current, new_longest = [], lengths[i]
+            current.append(i)
+            longest = new_longest
+        if current:
+            batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def plan_batches(
+    lengths: Sequence[int],
+    tokens_per_step: int,
+    seed: int,
+    *,
+    max_steps: int | None = None,
+    epochs: float | None = None,
+) -> list[list[int]]:
+    """The whole run's batch schedule: ``max_steps`` batches, or ``epochs`` passes.
+
+    Each epoch is reshuffled (one ``random.Random(seed)`` drives all epochs). A fractional
+    ``epochs`` takes the leading share of the last epoch's batches (at least one batch overall).
+    """
+    if (max_steps is None) == (epochs is None):
+        raise ValueError("give exactly one of max_steps or epochs")
+    if not lengths:
+        raise ValueError("no examples to batch")
+    rng = random.Random(seed)
+    schedule: list[list[int]] = []
+    if max_steps is not None:
+        while len(schedule) < max_steps:
+            schedule.extend(plan_epoch(lengths, tokens_per_step, rng))
+        return schedule[:max_steps]
+    assert epochs is not None
+    full = int(epochs)
+    for _ in range(full):
+        schedule.extend(plan_epoch(lengths, tokens_per_step, rng))
+    frac = epochs - full
+    if frac > 1e-9:
+        last = plan_epoch(lengths, tokens_per_step, rng)
+        schedule.extend(last[: max(1, round(frac * len(last)))])
+    return schedule or plan_epoch(lengths, tokens_per_step, rng)[:1]
