@@ -8,9 +8,11 @@ few seconds when the log is not a terminal.
 from __future__ import annotations
 
 import logging
-import os
 import sys
+from functools import partialmethod
 from pathlib import Path
+
+import tqdm
 
 
 def start(log_path: str | Path, *, mininterval: float = 5.0) -> logging.Logger:
@@ -19,7 +21,9 @@ def start(log_path: str | Path, *, mininterval: float = 5.0) -> logging.Logger:
     stream = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the job
     sys.stderr = stream
     sys.stdout = stream
-    os.environ.setdefault("TQDM_MININTERVAL", str(mininterval))
+    if not stream.isatty():
+        # a log file gets a progress line every few seconds, not one per step
+        tqdm.tqdm.__init__ = partialmethod(tqdm.tqdm.__init__, mininterval=mininterval)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

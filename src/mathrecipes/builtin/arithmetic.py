@@ -266,11 +266,11 @@ def render(
 
 
 def structured_solution(program: Program) -> str:
-    """One line per step with the explicit computation, then the boxed answer."""
+    """One line per step with the explicit computation (``58 + 1 = 59``), then the boxed answer."""
     lines = []
     values = program.values()
     for i, (op, x) in enumerate(program.ops):
-        lines.append(f"Step {i + 1}: {values[i]} {SYMBOL[op]} {x} = {values[i + 1]}")
+        lines.append(f"{values[i]} {SYMBOL[op]} {x} = {values[i + 1]}")
     lines.append(f"\\boxed{{{values[-1]}}}")
     return "\n".join(lines)
 

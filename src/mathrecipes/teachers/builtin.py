@@ -32,8 +32,8 @@ class Step:
     right: int
     result: int
 
-    def render(self, index: int) -> str:
-        return f"Step {index}: {self.left} {SYMBOL[self.op]} {self.right} = {self.result}"
+    def render(self) -> str:
+        return f"{self.left} {SYMBOL[self.op]} {self.right} = {self.result}"
 
 
 @dataclass
@@ -124,12 +124,12 @@ class BuiltinTeacher:
                 result += rng.choice((-3, -2, -1, 1, 2, 3))
             steps.append(Step(value, op, x, result))
             value = result
-        lines = [s.render(i + 1) for i, s in enumerate(steps)]
+        lines = [s.render() for s in steps]
         lines.append(f"\\boxed{{{value}}}")
         out = TeacherOutput(ok=True, solution="\n".join(lines), answer=str(value), steps=steps)
         for i, step in enumerate(steps):
             if not verify_step(step):
                 out.ok = False
-                out.reason = f"step_failed: {step.render(i + 1)}"
+                out.reason = f"step_failed: step {i + 1}: {step.render()}"
                 break
         return out

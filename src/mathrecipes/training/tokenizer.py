@@ -1,7 +1,8 @@
-"""Student tokenizers: a byte-level BPE trained on the corpus, or a pretrained one.
+r"""Student tokenizers: a byte-level BPE trained on the corpus, or a pretrained one.
 
-The scratch tokenizer splits every digit into its own token (``Digits(individual_digits=True)``
-runs before the byte-level pre-tokenizer, so no merge can join digits), has a byte-level
+The scratch tokenizer splits every digit into its own token (a ``Split`` on `` ?\d`` runs before
+the byte-level pre-tokenizer, so no merge can join digits; a space before a number stays with its
+first digit, ``" 58"`` -> ``"Ġ5", "8"``, which saves one token per number), has a byte-level
 decoder (``decode(encode(x)) == x``), and three special tokens: ``<pad>`` (id 0), ``<s>`` (bos,
 id 1) and ``</s>`` (eos, id 2). It adds no special tokens by itself: callers add bos/eos by hand
 (see :mod:`mathrecipes.training.data`).
@@ -23,13 +24,15 @@ def train_bpe_tokenizer(
     Returns a ``transformers.PreTrainedTokenizerFast``. Deterministic for the same texts in the
     same order.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Digits(individual_digits=True),
+            # one digit per token; a space before a number stays with its first digit
+            # (" 58" -> "Ġ5", "8"), which saves a token per number
+            pre_tokenizers.Split(Regex(r" ?\d"), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
         ]
     )
