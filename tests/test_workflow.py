@@ -292,3 +292,15 @@ def test_row_without_answer_fails_the_ingest_job_naming_file_and_row(tmp_path, p
     run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", target, env=env)
     manifest = json.loads((tmp_path / "results" / "datasets" / "bad.manifest.json").read_text())
     assert manifest["summary"]["rows"] == 1 and manifest["summary"]["quarantined"] == 1
+
+
+def test_trace_command_lists_the_files_behind_a_cell(tiny_run, capsys):
+    from mathrecipes.cli import main
+
+    work, _, _, _ = tiny_run
+    prov = str(work / "results" / "tables" / "provenance.json")
+    assert main(["trace", "nano/better/id_test", "--provenance", prov]) == 0
+    out = capsys.readouterr().out
+    assert "results/synth/distilled/shard-1.parquet  sha256:" in out
+    assert "results/checkpoints/nano/better/seed-0  sha256:" in out
+    assert main(["trace", "nano/nothing/id_test", "--provenance", prov]) == 1
