@@ -304,3 +304,11 @@ def test_trace_command_lists_the_files_behind_a_cell(tiny_run, capsys):
     assert "results/synth/distilled/shard-1.parquet  sha256:" in out
     assert "results/checkpoints/nano/better/seed-0  sha256:" in out
     assert main(["trace", "nano/nothing/id_test", "--provenance", prov]) == 1
+
+
+def test_report_builds_from_the_tiny_run(tiny_run):
+    work, config, env, _ = tiny_run
+    report = work / "report.html"
+    run_snakemake(work, "--configfile", str(config), "--report", str(report), env=env)
+    text = report.read_text(errors="replace")
+    assert "accuracy_vs_size.png" in text and "scores.csv" in text
