@@ -523,3 +523,20 @@ def test_grade_file_duplicate_rows(tmp_path):
 def test_grade_file_rejects_unknown_setting(tmp_path):
     with pytest.raises(ValueError, match="wokers"):
         grade_file(tmp_path / "g", tmp_path / "b", tmp_path / "o", {"wokers": 2}, progress=False)
+
+
+def test_grade_file_with_a_pathological_answer_completes(tmp_path):
+    """A power tower in a generation file ends as 'timeout'; the job writes every other verdict."""
+    bench = tmp_path / "bench.parquet"
+    gens = tmp_path / "gens.parquet"
+    _write_benchmark(bench, {"a": "5", "b": "12", "c": "3"})
+    _write_generations(
+        gens, [("a", 0, TOWER), ("b", 0, "7 + 5 = 12\n\\boxed{12}"), ("c", 0, "#### 4")]
+    )
+    out = tmp_path / "grades.parquet"
+    start = time.monotonic()
+    summary = grade_file(gens, bench, out, {"timeout_s": 2, "workers": 1}, progress=False)
+    assert time.monotonic() - start < 30
+    verdicts = {r["problem_id"]: r["verdict"] for r in pq.read_table(out).to_pylist()}
+    assert verdicts == {"a": "timeout", "b": "correct", "c": "incorrect"}
+    assert summary["timeout"] == 1 and summary["n"] == 3
