@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 from tqdm import tqdm
 
-from mathrecipes.records import loads_meta, read_many, write_records, write_table
+from mathrecipes.records import dumps_meta, loads_meta, read_many, write_records, write_table
 from mathrecipes.teachers import make_teacher
 
 log = logging.getLogger(__name__)
@@ -112,13 +112,7 @@ def _distill(
                 "solution": out.solution,
                 "answer": row["answer"],
                 "answer_type": row["answer_type"],
-                "meta": _dump(meta),
+                "meta": dumps_meta(meta),
             }
         )
     return kept, rejected
-
-
-def _dump(meta: Mapping[str, Any]) -> str:
-    from mathrecipes.records import dumps_meta
-
-    return dumps_meta(meta)
