@@ -175,6 +175,7 @@ def test_decontamination_removes_and_reports_planted_overlaps(arith, bench, tmp_
     test_rows = read_records(bench)
     planted = [
         {**test_rows[0], "id": "p/exact", "source": "p"},
+        {**test_rows[2], "id": "p/norm", "source": "p", "problem": test_rows[2]["problem"].upper()},
         {
             **test_rows[1],
             "id": "p/ngram",
@@ -185,17 +186,20 @@ def test_decontamination_removes_and_reports_planted_overlaps(arith, bench, tmp_
     write_records(planted + read_records(arith)[:50], tmp_path / "p.parquet")
     stats, train, contam = _select(tmp_path, "r", _recipe(mix=[{"from": "p", "weight": 1}]),
                                    {"p": [tmp_path / "p.parquet"]}, {"bench": bench})  # fmt: skip
-    assert stats["decontamination"]["rows_removed"] == 2
-    assert {r["id"] for r in train}.isdisjoint({"p/exact", "p/ngram"})
+    assert stats["decontamination"]["rows_removed"] == 3
+    assert {r["id"] for r in train}.isdisjoint({"p/exact", "p/ngram", "p/norm"})
     found = {(r["train_id"], r["benchmark_id"], r["kind"]) for r in contam.to_pylist()}
-    assert ("p/exact", test_rows[0]["id"], "exact") in found
+    assert ("p/exact", test_rows[0]["id"], "verbatim") in found
+    assert ("p/norm", test_rows[2]["id"], "normalized") in found
     assert ("p/ngram", test_rows[1]["id"], "ngram") in found
+    assert all(r["overlap"] == 1.0 for r in contam.to_pylist())
 
 
 def test_builtin_train_and_test_have_no_13gram_overlap(arith, bench, tmp_path):
     stats, _, contam = _select(tmp_path, "r", _recipe(), {"arith": [arith]}, {"bench": bench})
     assert stats["decontamination"]["matches"] == 0 and contam.num_rows == 0
-    stats8, _, _ = _select(tmp_path, "r8", _recipe(decontaminate={"enabled": True, "ngram": 8, "benchmarks": "all"}),
+    classic8 = {"enabled": True, "ngram": 8, "min_overlap": 0.0, "benchmarks": "all"}
+    stats8, _, _ = _select(tmp_path, "r8", _recipe(decontaminate=classic8),
                            {"arith": [arith]}, {"bench": bench})  # fmt: skip
     assert stats8["decontamination"]["matches"] > 0  # the detector does fire on shorter n-grams
 

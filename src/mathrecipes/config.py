@@ -128,7 +128,13 @@ class Volume(Strict):
 
 class Decontamination(Strict):
     enabled: bool = True
-    ngram: int = Field(13, ge=3, le=50)
+    ngram: int = Field(13, ge=3, le=50, description="13 by default; 8 is the stricter preset")
+    min_overlap: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="share of the shorter text's n-grams that must be shared; 0 = any shared n-gram",
+    )
     benchmarks: list[Name] | Literal["all"] = "all"
 
 

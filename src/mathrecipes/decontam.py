@@ -1,12 +1,19 @@
 """Decontamination: find training rows that overlap a benchmark.
 
-Two checks, both on the problem text after :func:`mathrecipes.textnorm.normalize`:
+Three checks on the problem text, strongest first; a training row is reported once per benchmark
+item it matches, with the strongest kind:
 
-* ``exact``: the normalized texts are equal;
-* ``ngram``: the two texts share at least one word n-gram (13 words by default, the GPT-3 /
-  open-r1 convention). A text shorter than n words is matched by ``exact`` only.
+* ``verbatim``: equal after trimming and collapsing whitespace;
+* ``normalized``: equal after :func:`mathrecipes.textnorm.normalize` (case, punctuation and LaTeX
+  spacing differences, e.g. ``15$`` vs ``15,$``);
+* ``ngram``: the two texts share word n-grams (13 words by default, 8 as the stricter preset)
+  covering at least ``min_overlap`` of the shorter text's n-grams. ``min_overlap: 0`` is the
+  classic rule (any shared n-gram). The default 0.7 catches lightly edited copies (an AIME problem
+  re-typeset in MATH) but not different problems that share a boilerplate sentence ("... where m
+  and n are relatively prime positive integers. Find m+n.") or a template ("A train travels 270
+  miles in 3 hours. At the same rate, ...").
 
-Every match is reported (training id, benchmark, benchmark id, kind, the shared n-gram), and a
+Every match is reported (training id, benchmark, benchmark id, kind, overlap, evidence) and a
 training row with any match is removed from the pool.
 """
 
@@ -17,42 +24,86 @@ from dataclasses import dataclass
 
 from mathrecipes.textnorm import ngrams, normalize
 
+KINDS = ("verbatim", "normalized", "ngram")
+
 
 @dataclass(frozen=True)
 class Match:
     train_id: str
     benchmark: str
     benchmark_id: str
-    kind: str  # "exact" | "ngram"
+    kind: str  # one of KINDS
+    overlap: float  # fraction of the shorter text's n-grams that are shared (1.0 for equal texts)
     evidence: str
 
 
-class BenchmarkIndex:
-    """Exact-text and n-gram index over the problems of several benchmarks."""
+def verbatim_key(text: str) -> str:
+    return " ".join(text.split())
 
-    def __init__(self, benchmarks: Mapping[str, Iterable[Mapping[str, str]]], n: int) -> None:
+
+def gram_set(norm: str, n: int) -> set[tuple[str, ...]]:
+    words = norm.split()
+    grams = set(ngrams(words, n))
+    return grams if grams else ({tuple(words)} if words else set())
+
+
+class BenchmarkIndex:
+    """Verbatim, normalized-text and n-gram index over the problems of several benchmarks."""
+
+    def __init__(
+        self,
+        benchmarks: Mapping[str, Iterable[Mapping[str, str]]],
+        n: int = 13,
+        min_overlap: float = 0.7,
+    ) -> None:
+        if not 0 <= min_overlap <= 1:
+            raise ValueError(f"min_overlap must be within [0, 1], got {min_overlap}")
         self.n = n
-        self.exact: dict[str, list[tuple[str, str]]] = {}
-        self.grams: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self.min_overlap = min_overlap
+        self.keys: list[tuple[str, str]] = []
+        self.sizes_of: list[int] = []
+        self.verbatim: dict[str, list[int]] = {}
+        self.normalized: dict[str, list[int]] = {}
+        self.grams: dict[tuple[str, ...], list[int]] = {}
         self.sizes: dict[str, int] = {}
         for bench, rows in sorted(benchmarks.items()):
             count = 0
             for row in rows:
                 count += 1
-                key = (bench, row["id"])
+                k = len(self.keys)
+                self.keys.append((bench, row["id"]))
                 norm = normalize(row["problem"])
-                self.exact.setdefault(norm, []).append(key)
-                for g in set(ngrams(norm.split(), n)):
-                    self.grams.setdefault(g, []).append(key)
+                grams = gram_set(norm, n)
+                self.sizes_of.append(len(grams))
+                self.verbatim.setdefault(verbatim_key(row["problem"]), []).append(k)
+                self.normalized.setdefault(norm, []).append(k)
+                for g in grams:
+                    self.grams.setdefault(g, []).append(k)
             self.sizes[bench] = count
 
     def matches(self, row_id: str, problem: str) -> list[Match]:
+        found: dict[int, Match] = {}
+
+        def add(k: int, kind: str, overlap: float, evidence: str) -> None:
+            if k not in found:
+                bench, bid = self.keys[k]
+                found[k] = Match(row_id, bench, bid, kind, round(overlap, 4), evidence)
+
+        for k in self.verbatim.get(verbatim_key(problem), ()):
+            add(k, "verbatim", 1.0, verbatim_key(problem)[:200])
         norm = normalize(problem)
-        found: dict[tuple[str, str], Match] = {}
-        for bench, bid in self.exact.get(norm, ()):
-            found[(bench, bid)] = Match(row_id, bench, bid, "exact", norm[:200])
-        for g in ngrams(norm.split(), self.n):
-            for bench, bid in self.grams.get(g, ()):
-                if (bench, bid) not in found:
-                    found[(bench, bid)] = Match(row_id, bench, bid, "ngram", " ".join(g))
+        for k in self.normalized.get(norm, ()):
+            add(k, "normalized", 1.0, norm[:200])
+        grams = gram_set(norm, self.n)
+        shared: dict[int, int] = {}
+        first: dict[int, tuple[str, ...]] = {}
+        for g in grams:
+            for k in self.grams.get(g, ()):
+                shared[k] = shared.get(k, 0) + 1
+                if k not in first or g < first[k]:
+                    first[k] = g
+        for k, count in shared.items():
+            overlap = count / max(1, min(len(grams), self.sizes_of[k]))
+            if overlap >= self.min_overlap and count > 0:
+                add(k, "ngram", overlap, " ".join(first[k]))
         return sorted(found.values(), key=lambda m: (m.benchmark, m.benchmark_id))

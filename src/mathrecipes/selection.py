@@ -4,8 +4,10 @@ For each part of the recipe's ``mix`` (in config order):
 
 1. gather the rows of its pool (a dataset file or every shard of a synthesis entry);
 2. exact dedup on the normalized problem text (the first row by id is kept);
-3. decontaminate against the configured benchmarks (:mod:`mathrecipes.decontam`): any exact or
-   n-gram match removes the row, and every match is written to ``contamination.parquet``;
+3. decontaminate against the configured benchmarks (:mod:`mathrecipes.decontam`): a verbatim,
+   normalized-text or n-gram match removes the row, and every match is written to
+   ``contamination.parquet``; pools are raw datasets or synthesis shards, so decontamination
+   applies to both (a rephrased problem is checked again even if its parent was clean);
 4. rank the remaining rows by ``sha256(seed|id)``; this order depends only on the seed and the
    row ids, so for the same seed a smaller volume is always a prefix of a larger one (the 1/3
    subset lies inside the full set);
@@ -38,7 +40,7 @@ from mathrecipes.textnorm import normalize
 
 log = logging.getLogger(__name__)
 
-CONTAM_FIELDS = ("train_id", "part", "benchmark", "benchmark_id", "kind", "evidence")
+CONTAM_FIELDS = ("train_id", "part", "benchmark", "benchmark_id", "kind", "overlap", "evidence")
 
 
 class SelectionError(ValueError):
@@ -76,11 +78,14 @@ def select_recipe(
     decon = dict(spec.get("decontaminate") or {})
     decon_on = bool(decon.get("enabled", True))
     n = int(decon.get("ngram", 13))
+    min_overlap = float(decon.get("min_overlap", 0.7))
     wanted = decon.get("benchmarks", "all")
     bench_names = sorted(benchmarks) if wanted == "all" else list(wanted)
     index = None
     if decon_on and bench_names:
-        index = BenchmarkIndex({b: read_records(benchmarks[b]) for b in bench_names}, n)
+        index = BenchmarkIndex(
+            {b: read_records(benchmarks[b]) for b in bench_names}, n, min_overlap
+        )
 
     parts_stats: list[dict[str, Any]] = []
     pools_rows: list[list[dict[str, str]]] = []
@@ -118,6 +123,7 @@ def select_recipe(
                                 "benchmark": m.benchmark,
                                 "benchmark_id": m.benchmark_id,
                                 "kind": m.kind,
+                                "overlap": m.overlap,
                                 "evidence": m.evidence,
                             }
                         )
@@ -171,11 +177,11 @@ def select_recipe(
     selected.sort(key=lambda r: r["id"])
     write_records(selected, out_train)
     matches_out.sort(key=lambda m: (m["train_id"], m["benchmark"], m["benchmark_id"]))
+    schema = pa.schema(
+        [(f, pa.float64() if f == "overlap" else pa.string()) for f in CONTAM_FIELDS]
+    )
     write_table(
-        pa.table(
-            {f: [m[f] for m in matches_out] for f in CONTAM_FIELDS},
-            schema=pa.schema([(f, pa.string()) for f in CONTAM_FIELDS]),
-        ),
+        pa.table({f: [m[f] for m in matches_out] for f in CONTAM_FIELDS}, schema=schema),
         out_contamination,
     )
     stats = {
@@ -189,6 +195,7 @@ def select_recipe(
         "decontamination": {
             "enabled": decon_on,
             "ngram": n,
+            "min_overlap": min_overlap,
             "benchmarks": {b: (index.sizes.get(b, 0) if index else 0) for b in bench_names},
             "matches": len(matches_out),
             "rows_removed": sum(p["contaminated_removed"] for p in parts_stats),
