@@ -1,8 +1,11 @@
-"""Command line: ``mathrecipes validate`` and ``mathrecipes trace``.
+"""Command line: ``mathrecipes ingest | grade | validate | trace``.
 
-``validate [CONFIG]`` checks a config against the schema (what the Snakefile does before any job)
-and prints the size of the grid. ``trace CELL`` prints every file behind a table cell
-(``student/recipe/benchmark``) with its content hash, from ``results/tables/provenance.json``.
+``ingest`` turns a source (a local file or a Hugging Face dataset) plus a format adapter into a
+canonical parquet file, with the same code the Snakemake ingest rules run. ``grade`` grades a
+jsonl or parquet file of predictions against gold answers (field names are options) and prints a
+summary. ``validate [CONFIG]`` checks a config against the schema (what the Snakefile does before
+any job). ``trace CELL`` prints every file behind a table cell (``student/recipe/benchmark``)
+with its content hash, from ``results/tables/provenance.json``.
 """
 
 from __future__ import annotations
@@ -60,9 +63,61 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from mathrecipes.config import plain, validate_source
+    from mathrecipes.ingest import ingest
+    from mathrecipes.provenance import Manifest
+    from mathrecipes.records import RecordError
+
+    spec: dict = {"source": args.source, "path": args.path, "format": args.format}
+    if args.source == "hf":
+        spec.update(name=args.config_name, split=args.split, revision=args.revision)
+        spec["streaming"] = args.streaming
+    if args.limit:
+        spec["limit"] = args.limit
+    spec["on_bad_row"] = args.on_bad_row
+    if args.field:
+        spec["fields"] = dict(f.split("=", 1) for f in args.field)
+    try:
+        spec = plain(validate_source(spec, key="option"))
+    except ConfigError as exc:
+        print(str(exc).replace("config key 'option.", "option '--"), file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    quarantine = out.with_name(out.stem + ".quarantine.parquet")
+    try:
+        with Manifest("ingest", params=spec) as m:
+            summary = ingest(args.name, spec, out, quarantine, progress=not args.quiet)
+            m.add(summary=summary)
+            m.write([out, quarantine])
+    except (RecordError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{out}: {summary['rows']} rows, {summary['quarantined']} quarantined; answer types: "
+        + ", ".join(f"{k} {v}" for k, v in summary["answer_types"].items())
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mathrecipes", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("ingest", help="a source + format adapter to a canonical parquet")
+    i.add_argument("path", help="local file or glob (--source local), Hub id or folder (hf)")
+    i.add_argument("-o", "--output", required=True, help="output parquet")
+    i.add_argument("--source", choices=("local", "hf"), default="local")
+    i.add_argument("--format", default="canonical", help="format adapter, e.g. gsm8k, math")
+    i.add_argument("--name", default="data", help="dataset name: the id prefix")
+    i.add_argument("--config-name", help="hf: dataset config name")
+    i.add_argument("--split", default="train", help="hf: split")
+    i.add_argument("--revision", help="hf: branch, tag or commit")
+    i.add_argument("--streaming", action="store_true", help="hf: stream instead of download")
+    i.add_argument("--limit", type=int, help="only the first N rows")
+    i.add_argument("--field", action="append", help="canonical=column, repeatable")
+    i.add_argument("--on-bad-row", choices=("fail", "quarantine"), default="fail")
+    i.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    i.set_defaults(func=_ingest)
     v = sub.add_parser("validate", help="check a config against the schema")
     v.add_argument("config", nargs="?", default="config.yaml")
     v.set_defaults(func=_validate)

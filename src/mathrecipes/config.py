@@ -15,7 +15,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -56,32 +55,39 @@ class BuiltinSource(Strict):
 
 
 class LocalSource(Strict):
-    """Rows from a local jsonl / json / parquet file already in (or mapped to) canonical fields.
-
-    Format adapters for public datasets (GSM8K, MATH, ...) are a later addition; here a field
-    mapping renames columns to the canonical names.
-    """
+    """Rows from local jsonl / json / parquet / csv files (globs allowed) through a format adapter."""
 
     source: Literal["local"]
-    path: str
+    path: str = Field(min_length=1)
+    format: str = Field("canonical", description="format adapter, see sources/formats.py")
     fields: dict[str, str] = Field(
         default_factory=dict,
-        description="canonical field -> column in the file, e.g. {problem: question}",
+        description="canonical field -> column in the file, applied before the adapter",
     )
-    id_prefix: str | None = None
-    answer_type: str = "text"
+    answer_type: str | None = Field(None, description="override the adapter's answer type")
+    limit: int | None = Field(None, gt=0, description="read only the first rows")
     on_bad_row: Literal["fail", "quarantine"] = "fail"
 
-    @field_validator("path")
-    @classmethod
-    def _relative(cls, v: str) -> str:
-        if not v:
-            raise ValueError("path must not be empty")
-        return v
+
+class HFSource(Strict):
+    """A Hugging Face ``datasets`` dataset (Hub id or local folder) through a format adapter."""
+
+    source: Literal["hf"]
+    path: str = Field(min_length=1, description="Hub dataset id or a local folder")
+    name: str | None = Field(None, description="dataset config name")
+    split: str = "train"
+    revision: str | None = Field(None, description="branch, tag or commit; pin a commit")
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    streaming: bool = False
+    format: str = Field(description="format adapter, see sources/formats.py")
+    fields: dict[str, str] = Field(default_factory=dict)
+    answer_type: str | None = None
+    limit: int | None = Field(None, gt=0)
+    on_bad_row: Literal["fail", "quarantine"] = "fail"
 
 
-SourceSpec = Annotated[BuiltinSource | LocalSource, Field(discriminator="source")]
-SOURCE_TAGS = ("builtin", "local")
+SourceSpec = Annotated[BuiltinSource | LocalSource | HFSource, Field(discriminator="source")]
+SOURCE_TAGS = ("builtin", "local", "hf")
 
 
 # --------------------------------------------------------------------------- synthesis
@@ -302,6 +308,14 @@ class Config(Strict):
                 )
         if len(set(self.seeds)) != len(self.seeds):
             problems.append(("seeds", "duplicate seed"))
+        problems.extend(self._format_problems())
+        return problems
+
+    def _format_problems(self) -> list[tuple[str, str]]:
+        problems = []
+        for section in ("datasets", "benchmarks"):
+            for name, spec in getattr(self, section).items():
+                problems.extend(source_problems(f"{section}.{name}", spec))
         return problems
 
     def _cycles(self) -> list[tuple[str, str]]:
@@ -317,6 +331,46 @@ class Config(Strict):
 
 
 # --------------------------------------------------------------------------- API
+
+
+def source_problems(key: str, spec: BaseModel) -> list[tuple[str, str]]:
+    """Checks of a source spec that need the format registry: format name, fields, answer type."""
+    if isinstance(spec, BuiltinSource):
+        return []
+    from mathrecipes.records import ANSWER_TYPES, FIELDS
+    from mathrecipes.sources.formats import FORMATS
+
+    problems = []
+    if spec.format not in FORMATS:
+        known = ", ".join(sorted(FORMATS))
+        problems.append((f"{key}.format", f"unknown format {spec.format!r}; known: {known}"))
+    for field in spec.fields:
+        if field not in FIELDS:
+            problems.append(
+                (f"{key}.fields.{field}", f"not a canonical field ({', '.join(FIELDS)})")
+            )
+    if spec.answer_type is not None and spec.answer_type not in ANSWER_TYPES:
+        problems.append((f"{key}.answer_type", f"not one of {', '.join(ANSWER_TYPES)}"))
+    return problems
+
+
+def validate_source(raw: dict[str, Any], key: str = "source") -> BaseModel:
+    """Validate one source spec outside a whole config (the command line uses this)."""
+    from pydantic import TypeAdapter
+
+    try:
+        spec = TypeAdapter(SourceSpec).validate_python(raw)
+    except ValidationError as exc:
+        lines = [
+            line.replace("config key '", f"config key '{key}.", 1) for line in _format_errors(exc)
+        ]
+        raise ConfigError("invalid source:\n" + "\n".join(f"  {p}" for p in lines)) from None
+    problems = source_problems(key, spec)
+    if problems:
+        raise ConfigError(
+            "invalid source:\n" + "\n".join(f"  config key '{k}': {m}" for k, m in problems)
+        )
+    return spec
 
 
 def _format_errors(exc: ValidationError) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mathrecipes.records import RecordError, check_record, dumps_meta, write_records
+from mathrecipes.records import FIELDS, RecordError, check_record, dumps_meta, write_records
 from mathrecipes.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,10 @@ def ingest(
     good: list[dict[str, str]] = []
     bad: list[dict[str, str]] = []
     first_seen: dict[str, str] = {}
-    for where, raw in tqdm(source.rows(), desc=f"ingest {name}", disable=not progress, unit="row"):
+    rows = tqdm(source.rows(), desc=f"ingest {name}", disable=not progress, unit="row")
+    for index, (where, raw) in enumerate(rows):
         try:
-            rec = check_record(raw, where=where)
+            rec = check_record(to_canonical(name, spec, raw, index), where=where)
         except RecordError as exc:
             if policy == "fail":
                 raise RecordError(f"{name} (on_bad_row: fail): {exc}") from None
@@ -65,6 +66,37 @@ def ingest(
         "answer_types": dict(sorted(types.items())),
         "source": source.describe(),
     }
+
+
+def rename_fields(raw: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``fields`` ({canonical field: column in the data}) to a raw row."""
+    out = dict(raw)
+    for canonical, column in fields.items():
+        if canonical not in FIELDS:
+            raise ValueError(
+                f"fields: {canonical!r} is not a canonical field ({', '.join(FIELDS)})"
+            )
+        if column in out:
+            out[canonical] = out.pop(column)
+    return out
+
+
+def to_canonical(
+    name: str, spec: Mapping[str, Any], raw: Mapping[str, Any], index: int
+) -> dict[str, Any]:
+    """One raw row to a canonical record (not yet checked) with the dataset's id prefix."""
+    if spec.get("source") == "builtin":
+        return dict(raw)
+    from mathrecipes.sources.formats import get_format
+
+    row = rename_fields(raw, spec.get("fields") or {})
+    adapted = dict(get_format(spec.get("format") or "canonical").adapt(row, index))
+    rid = adapted.get("id")
+    adapted["id"] = f"{name}/{rid if rid not in (None, '') else f'{index:07d}'}"
+    adapted["source"] = name
+    if spec.get("answer_type"):
+        adapted["answer_type"] = spec["answer_type"]
+    return adapted
 
 
 def _jsonable(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 COMMON = ("__init__.py", "records.py", "provenance.py")
 
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
-    "ingest": ("sources", "builtin", "ingest.py"),
+    "ingest": ("sources", "builtin", "ingest.py", "answers.py"),
     "synthesize": ("teachers", "builtin", "synthesis.py"),
     "select": ("selection.py", "decontam.py", "textnorm.py"),
     "train": ("training", "prompting.py"),

@@ -6,8 +6,9 @@ row against the canonical schema (:mod:`mathrecipes.records`).
 
 To add a source: write a class with ``rows()`` and ``describe()`` (see :class:`Source`), and
 register it in :data:`SOURCES` under the name used as ``source:`` in the config, next to a pydantic
-spec in :mod:`mathrecipes.config`. The Hugging Face ``hf`` source and format adapters for public
-datasets plug in here.
+spec in :mod:`mathrecipes.config`. Sources yield rows as they are; ingest renames columns
+(``fields``) and applies the named format adapter (:mod:`mathrecipes.sources.formats`), which
+extracts the gold answer and its type.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from mathrecipes.sources.builtin import BuiltinSource
+from mathrecipes.sources.hf import HFSource
+from mathrecipes.sources.hf import local_files as hf_local_files
 from mathrecipes.sources.local import LocalSource, local_input_files
 
 
@@ -32,6 +35,7 @@ class Source(Protocol):
 SOURCES: dict[str, Callable[[str, Mapping[str, Any]], Source]] = {
     "builtin": BuiltinSource,
     "local": LocalSource,
+    "hf": HFSource,
 }
 
 
@@ -46,6 +50,8 @@ def input_files(spec: Mapping[str, Any]) -> list[str]:
     """Files a source reads, for Snakemake ``input:`` (so editing them re-ingests)."""
     if spec.get("source") == "local":
         return local_input_files(spec["path"])
+    if spec.get("source") == "hf":
+        return hf_local_files(spec["path"])
     return []
 
 

@@ -1,8 +1,7 @@
 """The ``local`` source: rows from local jsonl / json / parquet / csv files (globs allowed).
 
-Columns are mapped to canonical fields with ``fields`` ({canonical: column}); the rest of the
-row goes to ``meta``. Format adapters for public datasets come later; this source already gives
-errors that name the file and line of a malformed row.
+Rows are yielded as they are, each with the file and line it came from; ingest renames columns
+(``fields``) and applies the format adapter. A malformed line fails with its file and line number.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from mathrecipes.provenance import file_sha256
-from mathrecipes.records import FIELDS
 
 
 def local_input_files(pattern: str) -> list[str]:
@@ -71,31 +69,14 @@ class LocalSource:
             )
 
     def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        mapping = dict(self.spec.get("fields") or {})
-        prefix = self.spec.get("id_prefix") or self.name
+        limit = self.spec.get("limit")
         n = 0
         for path in self.files:
             for where, raw in self._raw(path):
-                row: dict[str, Any] = {}
-                used = set()
-                for f in FIELDS:
-                    col = mapping.get(f, f)
-                    if col in raw:
-                        row[f] = raw[col]
-                        used.add(col)
-                meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
-                extra = {k: v for k, v in raw.items() if k not in used}
-                meta = {**extra, **meta} if extra else meta
-                row["meta"] = meta
-                row["id"] = (
-                    f"{prefix}/{row['id']}"
-                    if row.get("id") not in (None, "")
-                    else f"{prefix}/{n:07d}"
-                )
-                row["source"] = self.name
-                row.setdefault("answer_type", self.spec.get("answer_type", "text"))
+                if limit is not None and n >= limit:
+                    return
                 n += 1
-                yield where, row
+                yield where, raw
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,91 @@
+"""The hf and local sources through ingest, and the `mathrecipes ingest` command."""
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mathrecipes.cli import main
+from mathrecipes.config import ConfigError, validate_source
+from mathrecipes.ingest import ingest
+from mathrecipes.records import read_records
+
+HUB = Path(__file__).parent / "data" / "hub_layouts"
+
+
+@pytest.mark.parametrize(
+    ("folder", "fmt"),
+    [("numinamath", "numinamath"), ("openr1_math", "openr1_math"), ("limo", "limo")],
+)
+def test_hf_source_loads_a_folder_laid_out_like_the_hub(tmp_path, folder, fmt):
+    spec = {"source": "hf", "path": str(HUB / folder), "split": "train", "format": fmt,
+            "on_bad_row": "quarantine"}  # fmt: skip
+    summary = ingest(folder, spec, tmp_path / "o.parquet", tmp_path / "q.parquet", progress=False)
+    rows = read_records(tmp_path / "o.parquet")
+    assert summary["rows"] == len(rows) > 0
+    assert all(r["id"].startswith(f"{folder}/") and r["answer"] for r in rows)
+    assert summary["source"]["source"] == "hf" and summary["source"]["folder_sha256"]
+    assert summary["source"]["resolved_revision"] is None  # a local folder has no Hub commit
+
+
+def test_hf_source_limit_and_streaming(tmp_path):
+    spec = {"source": "hf", "path": str(HUB / "numinamath"), "format": "numinamath",
+            "streaming": True, "limit": 2}  # fmt: skip
+    summary = ingest("n", spec, tmp_path / "o.parquet", tmp_path / "q.parquet", progress=False)
+    assert summary["rows"] == 2
+
+
+def test_hf_source_unknown_dataset_fails_clearly_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = {"source": "hf", "path": "no-such-org/no-such-dataset", "format": "gsm8k"}
+    with pytest.raises(RuntimeError, match="could not load Hugging Face dataset 'no-such-org"):
+        ingest("x", spec, tmp_path / "o.parquet", tmp_path / "q.parquet", progress=False)
+
+
+def test_local_source_with_a_format_adapter(tmp_path, shared_data):
+    spec = {
+        "source": "local",
+        "path": str(shared_data / "eval/aime24/test.jsonl"),
+        "format": "aime",
+    }
+    summary = ingest("aime24", spec, tmp_path / "o.parquet", tmp_path / "q.parquet", progress=False)
+    rows = read_records(tmp_path / "o.parquet")
+    assert summary["rows"] == 30 and summary["answer_types"] == {"integer": 30}
+    assert any(r["answer"].startswith("0") for r in rows)  # zero-padded AIME answers kept
+
+
+def test_gold_missing_after_the_adapter_is_quarantined(tmp_path):
+    src = tmp_path / "g.jsonl"
+    src.write_text(
+        '{"question": "1+1?", "answer": "2\\n#### 2"}\n{"question": "?", "answer": "none"}\n'
+    )
+    spec = {"source": "local", "path": str(src), "format": "gsm8k", "on_bad_row": "quarantine"}
+    summary = ingest("g", spec, tmp_path / "o.parquet", tmp_path / "q.parquet", progress=False)
+    assert summary["rows"] == 1 and summary["quarantined"] == 1
+    assert pq.read_table(tmp_path / "q.parquet").to_pylist()[0]["where"].endswith("g.jsonl line 2")
+
+
+def test_validate_source_names_the_key():
+    with pytest.raises(ConfigError, match=r"config key 'x\.format': unknown format 'nope'"):
+        validate_source({"source": "local", "path": "a.jsonl", "format": "nope"}, key="x")
+    with pytest.raises(ConfigError, match=r"config key 'x\.fields\.questoin'"):
+        validate_source(
+            {"source": "local", "path": "a.jsonl", "fields": {"questoin": "q"}}, key="x"
+        )
+
+
+def test_cli_ingest(tmp_path, shared_data, capsys):
+    out = tmp_path / "gsm8k.parquet"
+    path = str(shared_data / "eval/gsm8k/test.jsonl")
+    assert main(["ingest", path, "--format", "gsm8k", "--name", "gsm8k", "-o", str(out), "-q"]) == 0
+    assert "1319 rows, 0 quarantined; answer types: integer 1319" in capsys.readouterr().out
+    assert out.with_name("gsm8k.manifest.json").exists()
+    assert main(["ingest", path, "--format", "nope", "-o", str(out)]) == 2
+    assert "unknown format 'nope'" in capsys.readouterr().err
+
+
+def test_cli_ingest_malformed_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "a", "answer": "1"}\n{"problem": \n')
+    assert main(["ingest", str(bad), "-o", str(tmp_path / "o.parquet"), "-q"]) == 1
+    assert f"{bad} line 2: malformed JSON" in capsys.readouterr().err
