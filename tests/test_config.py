@@ -94,3 +94,8 @@ def test_cli_validate(tmp_path, capsys, raw):
     bad.write_text(yaml.safe_dump(raw))
     assert main(["validate", str(bad)]) == 1
     assert "config key 'seeds'" in capsys.readouterr().err
+
+
+def test_mix_weights_all_or_none(raw):
+    raw["recipes"]["more"]["mix"] = [{"from": "arith", "weight": 1}, {"from": "distilled"}]
+    assert "config key 'recipes.more.mix': give a weight on every part or on none" in _error(raw)

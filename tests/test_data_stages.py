@@ -231,3 +231,25 @@ def test_count_larger_than_pool_names_the_key(arith, bench, tmp_path):
 def test_quotas_sum_exactly():
     assert quotas(10, [1, 1, 1]) == [4, 3, 3]
     assert sum(quotas(12345, [0.2, 0.3, 0.5])) == 12345
+
+
+def test_mix_without_weights_takes_the_pools_whole(arith, tmp_path, bench):
+    dist = tmp_path / "dist.parquet"
+    synthesize_shard(
+        "dist", {**DISTILL, "shards": 1}, [arith], 0, dist, tmp_path / "r.parquet", progress=False
+    )
+    n_dist = len(read_records(dist))
+    spec = _recipe(mix=[{"from": "dist"}, {"from": "arith"}])
+    stats, train, _ = _select(
+        tmp_path, "union", spec, {"dist": [dist], "arith": [arith]}, {"bench": bench}
+    )
+    assert [p["quota"] for p in stats["parts"]] == [n_dist, 600]
+    assert len(train) == n_dist + 600
+    half = _recipe(mix=[{"from": "dist"}, {"from": "arith"}], volume={"fraction": 0.5})
+    stats, _, _ = _select(
+        tmp_path, "half", half, {"dist": [dist], "arith": [arith]}, {"bench": bench}
+    )
+    assert sum(p["quota"] for p in stats["parts"]) == round(0.5 * (n_dist + 600))
+    with pytest.raises(SelectionError, match="weight on every part or on none"):
+        _select(tmp_path, "bad", _recipe(mix=[{"from": "dist", "weight": 1}, {"from": "arith"}]),
+                {"dist": [dist], "arith": [arith]}, {"bench": bench})  # fmt: skip

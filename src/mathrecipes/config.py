@@ -116,7 +116,9 @@ class SynthesisSpec(Strict):
 
 class MixPart(Strict):
     from_: Name = Field(alias="from")
-    weight: float = Field(1.0, gt=0)
+    weight: float | None = Field(
+        None, gt=0, description="relative share; leave out on every part to take the pools whole"
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -275,6 +277,11 @@ class Config(Strict):
                     )
                 )
         for name, recipe in self.recipes.items():
+            given = [part.weight is not None for part in recipe.mix]
+            if any(given) and not all(given):
+                problems.append(
+                    (f"recipes.{name}.mix", "give a weight on every part or on none (none: pools whole)")
+                )
             for i, part in enumerate(recipe.mix):
                 if part.from_ not in pools:
                     problems.append(

@@ -14,7 +14,8 @@ For each part of the recipe's ``mix`` (in config order):
 5. take the part's quota of the volume.
 
 Volume: the largest mix the pools allow is ``T_max = min_i floor(pool_i / w_i)`` with weights
-normalized to sum 1; ``fraction`` takes ``round(fraction * T_max)`` rows in all, ``count`` that many
+normalized to sum 1 (without weights the parts are taken in proportion to their pool sizes, so
+``fraction: 1.0`` is every row of every pool); ``fraction`` takes ``round(fraction * T_max)`` rows in all, ``count`` that many
 (an error if the pools cannot supply it). Quotas are split by the weights with the largest
 remainder method, so they sum to the total exactly.
 
@@ -135,7 +136,7 @@ def select_recipe(
         parts_stats.append(
             {
                 "from": src,
-                "weight": float(part.get("weight", 1.0)),
+                "weight": part.get("weight"),
                 "gathered": gathered,
                 "duplicates_removed": dups,
                 "contaminated_removed": contaminated,
@@ -143,10 +144,18 @@ def select_recipe(
             }
         )
 
-    weights = [p["weight"] for p in parts_stats]
+    if all(p["weight"] is None for p in parts_stats):
+        # no weights: the pools whole, i.e. shares in proportion to their sizes
+        for p in parts_stats:
+            p["weight"] = float(p["pool"])
+    elif any(p["weight"] is None for p in parts_stats):
+        raise SelectionError(f"recipes.{name}.mix: give a weight on every part or on none")
+    weights = [float(p["weight"]) for p in parts_stats]
     wsum = sum(weights)
+    if wsum <= 0:
+        raise SelectionError(f"recipes.{name}: every pool is empty after dedup and decontamination")
     t_max = min(
-        math.floor(p["pool"] / (w / wsum)) if w > 0 else math.inf
+        math.floor(p["pool"] / (w / wsum) + 1e-9) if w > 0 else math.inf
         for p, w in zip(parts_stats, weights, strict=True)
     )
     volume = dict(spec.get("volume") or {"fraction": 1.0})
