@@ -312,3 +312,19 @@ def test_report_builds_from_the_tiny_run(tiny_run):
     run_snakemake(work, "--configfile", str(config), "--report", str(report), env=env)
     text = report.read_text(errors="replace")
     assert "accuracy_vs_size.png" in text and "scores.csv" in text
+
+
+def test_paper_config_dry_runs_offline(tmp_path, pkg_env):
+    _, env = pkg_env
+    proc = run_snakemake(
+        tmp_path, "--configfile", str(REPO / "configs" / "paper.yaml"), "-n", env=env
+    )
+    jobs = planned_jobs(proc.stdout)
+    rules = {}
+    for rule, _ in jobs:
+        rules[rule] = rules.get(rule, 0) + 1
+    # 6 datasets, 5 benchmarks, 5 recipes, 1 student x 3 seeds, 5 x 3 x 5 evaluations
+    assert rules == {
+        "ingest_dataset": 6, "build_benchmark": 5, "select_recipe": 5, "train_student": 15,
+        "generate_answers": 75, "grade_generations": 75, "make_tables": 1, "all": 1,
+    }  # fmt: skip
