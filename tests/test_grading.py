@@ -446,6 +446,7 @@ def test_grade_file_end_to_end(tmp_path):
         "rule",
         "grader",
         "grader_version",
+        "policy",
         "seconds",
         "finish_reason",
     ]
@@ -467,6 +468,7 @@ def test_grade_file_end_to_end(tmp_path):
     assert got == EXPECTED
     assert {r["grader"] for r in rows} == {GRADER_NAME}
     assert {r["grader_version"] for r in rows} == {grader_version()}
+    assert {r["policy"] for r in rows} == {GradeSettings().policy_json()}
     assert all(r["seconds"] >= 0 for r in rows)
     assert not list(out.parent.glob("*.tmp"))  # atomic write left nothing behind
 
@@ -478,8 +480,11 @@ def test_grade_file_end_to_end(tmp_path):
         "timeout": 0,
         "gold_unparseable": 1,
         "accuracy": 3 / 6,
+        "no_answer_rate": 2 / 6,
+        "truncated": 0,
         "grader": GRADER_NAME,
         "grader_version": grader_version(),
+        "policy": GradeSettings().policy(),
     }
 
     # Everything but `seconds` is deterministic (same rows, same bytes of verdicts).
