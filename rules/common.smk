@@ -63,7 +63,8 @@ def generation_spec(wildcards):
 
 
 def grading_spec(wildcards):
-    return plain(CFG.grading)
+    """One benchmark's grading settings: editing another benchmark's policy re-grades nothing here."""
+    return CFG.grading.settings_for(wildcards.benchmark)
 
 
 def fingerprint(stage):

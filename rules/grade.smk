@@ -8,6 +8,7 @@ rule grade_generations:
         benchmark=f"{R}/benchmarks/{{benchmark}}.parquet",
     output:
         grades=f"{R}/grades/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.parquet",
+        disagreements=f"{R}/grades/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.disagreements.parquet",
         manifest=f"{R}/grades/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.manifest.json",
     log:
         f"{R}/logs/grade_generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.log",

@@ -127,6 +127,9 @@ def test_end_to_end_outputs(tiny_run):
             == pl.read_parquet(res / "benchmarks" / f"{b}.parquet").height
         )
         assert set(grades["verdict"]) <= set(VERDICTS)
+        assert (
+            res / "grades" / "nano" / "better" / "seed-0" / f"{b}.disagreements.parquet"
+        ).exists()
         assert grades["grader_version"].n_unique() == 1
 
     ckpt = res / "checkpoints" / "nano" / "better" / "seed-0"
@@ -145,7 +148,8 @@ def test_every_artifact_has_a_manifest_and_cells_trace_back(tiny_run):
         *res.glob("generations/*/*/*/*.parquet"),
         *res.glob("grades/*/*/*/*.parquet"),
     ]
-    artifacts = [a for a in artifacts if ".quarantine" not in a.name and ".rejects" not in a.name]
+    skip = (".quarantine", ".rejects", ".disagreements")  # sidecars listed in the main manifest
+    artifacts = [a for a in artifacts if not any(s in a.name for s in skip)]
     assert len(artifacts) > 20
     for a in artifacts:
         m = a.with_name(a.stem + ".manifest.json")
@@ -218,6 +222,24 @@ def test_grader_setting_edit_regrades_only(tiny_run):
         raw["grading"]["timeout_s"] = 7.5
 
     assert _dry_run_after(tiny_run, edit) == _grading_only()
+
+
+def test_one_benchmarks_grading_policy_regrades_only_that_benchmark(tiny_run):
+    def edit(raw):
+        raw["grading"]["benchmarks"] = {"ood_test": {"rel_tol": 1e-4}}
+
+    expected = {
+        J("grade_generations", student="nano", recipe=r, seed=0, benchmark="ood_test")
+        for r in RECIPES
+    }
+    assert _dry_run_after(tiny_run, edit) == expected | TAIL
+
+
+def test_grading_workers_edit_regrades_nothing(tiny_run):
+    def edit(raw):
+        raw["grading"]["workers"] = 2
+
+    assert _dry_run_after(tiny_run, edit) == set()
 
 
 def test_training_hyperparameter_edit_schedules_no_ingest_synthesis_or_selection(tiny_run):

@@ -240,9 +240,27 @@ class GenerationSpec(Strict):
 
 class GradingSpec(Strict):
     timeout_s: float = Field(5.0, gt=0, description="hard per-item limit")
-    workers: int = Field(2, ge=1)
+    workers: int = Field(2, ge=1, description="worker processes (the job's threads)")
     float_rounding: int = Field(6, ge=0)
     numeric_precision: int = Field(15, ge=1)
+    policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="answer-equivalence settings for every benchmark (mathrecipes.grading.GradeSettings)",
+    )
+    benchmarks: dict[Name, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per-benchmark overrides of `policy`, e.g. aime24: {integer_answers: true}",
+    )
+
+    def settings_for(self, benchmark: str) -> dict[str, Any]:
+        """The grading settings of one benchmark, without ``workers`` (it never changes a verdict)."""
+        return {
+            "timeout_s": self.timeout_s,
+            "float_rounding": self.float_rounding,
+            "numeric_precision": self.numeric_precision,
+            **self.policy,
+            **self.benchmarks.get(benchmark, {}),
+        }
 
 
 class TablesSpec(Strict):
@@ -280,7 +298,10 @@ class Config(Strict):
             given = [part.weight is not None for part in recipe.mix]
             if any(given) and not all(given):
                 problems.append(
-                    (f"recipes.{name}.mix", "give a weight on every part or on none (none: pools whole)")
+                    (
+                        f"recipes.{name}.mix",
+                        "give a weight on every part or on none (none: pools whole)",
+                    )
                 )
             for i, part in enumerate(recipe.mix):
                 if part.from_ not in pools:
@@ -316,7 +337,27 @@ class Config(Strict):
         if len(set(self.seeds)) != len(self.seeds):
             problems.append(("seeds", "duplicate seed"))
         problems.extend(self._format_problems())
+        problems.extend(self._grading_problems())
         return problems
+
+    def _grading_problems(self) -> list[tuple[str, str]]:
+        from mathrecipes.grading import GradeSettings
+
+        problems = []
+        for name in self.grading.benchmarks:
+            if name not in self.benchmarks:
+                problems.append((f"grading.benchmarks.{name}", "not a configured benchmark"))
+        for name in sorted(self.benchmarks):
+            key = (
+                f"grading.benchmarks.{name}"
+                if name in self.grading.benchmarks
+                else "grading.policy"
+            )
+            try:
+                GradeSettings.from_dict(self.grading.settings_for(name))
+            except (ValueError, TypeError) as exc:
+                problems.append((key, str(exc)))
+        return sorted(set(problems))
 
     def _format_problems(self) -> list[tuple[str, str]]:
         problems = []
