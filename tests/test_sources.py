@@ -89,3 +89,30 @@ def test_cli_ingest_malformed_line(tmp_path, capsys):
     bad.write_text('{"problem": "a", "answer": "1"}\n{"problem": \n')
     assert main(["ingest", str(bad), "-o", str(tmp_path / "o.parquet"), "-q"]) == 1
     assert f"{bad} line 2: malformed JSON" in capsys.readouterr().err
+
+
+def test_cli_grade(tmp_path, capsys):
+    import json
+
+    rows = [
+        {"id": "a", "gt": "18", "pred": "so \\boxed{18}"},
+        {"id": "b", "gt": "0.5", "pred": "The answer is 1/2."},
+        {"id": "c", "gt": "7", "pred": "I think 8"},
+        {"id": "d", "gt": "\\frac{", "pred": "\\boxed{1}"},
+        {"id": "e", "gt": "3", "pred": "#### 4"},
+    ]
+    src = tmp_path / "preds.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "grades.parquet"
+    args = ["grade", str(src), "-o", str(out), "--prediction-field", "pred", "--gold-field", "gt",
+            "--id-field", "id", "--audit", "-q"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy          50.00% (gold_unparseable excluded)" in printed
+    verdicts = {r["id"]: r["verdict"] for r in pq.read_table(out).to_pylist()}
+    assert verdicts == {"a": "correct", "b": "correct", "c": "no_answer",
+                        "d": "gold_unparseable", "e": "incorrect"}  # fmt: skip
+    assert main(["grade", str(src), "-o", str(out), "-q"]) == 1
+    assert "missing field 'completion'" in capsys.readouterr().err
+    assert main(["grade", str(src), "-o", str(out), "--policy", "bogus=1", "-q"]) == 1
+    assert "unknown grading setting(s) bogus" in capsys.readouterr().err

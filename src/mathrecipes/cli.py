@@ -100,6 +100,58 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_rows(path: Path) -> list[dict]:
+    from mathrecipes.sources.local import LocalSource
+
+    return [row for _, row in LocalSource("input", {"path": str(path)}).rows()]
+
+
+def _grade(args: argparse.Namespace) -> int:
+    import pyarrow as pa
+
+    from mathrecipes.grading import GradeSettings, grade_records
+    from mathrecipes.records import write_table
+
+    try:
+        policy = {}
+        for item in args.policy or []:
+            key, _, value = item.partition("=")
+            try:
+                policy[key] = json.loads(value)
+            except json.JSONDecodeError:
+                policy[key] = value
+        settings = GradeSettings.from_dict(
+            {"timeout_s": args.timeout, "workers": args.workers, **policy}
+        )
+        rows = _read_rows(Path(args.input))
+        graded, summary = grade_records(
+            rows,
+            prediction_field=args.prediction_field,
+            gold_field=args.gold_field,
+            id_field=args.id_field,
+            settings=settings,
+            finish_field=args.finish_field,
+            audit=args.audit,
+            progress=not args.quiet,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {args.input}: {exc}", file=sys.stderr)
+        return 1
+    write_table(pa.Table.from_pylist(graded), args.output)
+    n = summary["n"]
+    print(f"{args.output}: {n} rows graded by {summary['grader']} {summary['grader_version']}")
+    for verdict in ("correct", "incorrect", "no_answer", "timeout", "gold_unparseable"):
+        print(f"  {verdict:<17} {summary[verdict]:>7}  ({100 * summary[verdict] / max(n, 1):.1f}%)")
+    acc = summary["accuracy"]
+    print(
+        f"  accuracy          {'n/a' if acc is None else f'{100 * acc:.2f}%'} (gold_unparseable excluded)"
+    )
+    if args.audit and summary.get("agreement"):
+        for key, value in summary["agreement"].items():
+            print(f"  agreement {key}: {value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mathrecipes", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--on-bad-row", choices=("fail", "quarantine"), default="fail")
     i.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     i.set_defaults(func=_ingest)
+    g = sub.add_parser("grade", help="grade a jsonl / json / parquet of predictions")
+    g.add_argument("input", help="predictions with gold answers (jsonl, json, parquet, csv)")
+    g.add_argument("-o", "--output", required=True, help="output parquet of verdicts")
+    g.add_argument("--prediction-field", default="completion", help="the model output")
+    g.add_argument("--gold-field", default="answer", help="the gold final answer")
+    g.add_argument("--id-field", help="row id (default: row position)")
+    g.add_argument("--finish-field", help="finish reason ('length' = hit the token limit)")
+    g.add_argument("--timeout", type=float, default=5.0, help="hard per-item limit, seconds")
+    g.add_argument("--workers", type=int, default=2, help="worker processes")
+    g.add_argument("--policy", action="append", help="key=value grading setting, repeatable")
+    g.add_argument("--audit", action="store_true", help="also plain Math-Verify and string match")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_grade)
     v = sub.add_parser("validate", help="check a config against the schema")
     v.add_argument("config", nargs="?", default="config.yaml")
     v.set_defaults(func=_validate)
