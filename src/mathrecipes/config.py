@@ -191,6 +191,32 @@ class TrainingSpec(Strict):
     grad_clip: float = Field(1.0, gt=0)
     log_every: int = Field(50, gt=0)
     adam_beta2: float = Field(0.99, gt=0, lt=1)
+    packing: bool = Field(
+        False,
+        description="pack a step's examples into rows of max_length tokens (position ids "
+        "restart per example, so no example attends to another) instead of padding them",
+    )
+    micro_batch_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="split each step into micro-batches of about this many tokens per process "
+        "(gradient accumulation; the loss is normalized over the whole step); None = one pass",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2", "flex_attention"] = (
+        "auto"
+    )
+    compile: bool = Field(False, description="torch.compile the model (CUDA)")
+    deterministic: bool = Field(
+        True,
+        description="deterministic kernels (bit-identical reruns on the same machine; on a GPU "
+        "some are slower)",
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="multi-GPU strategy when a job has several GPUs"
+    )
 
     @model_validator(mode="after")
     def _budget(self) -> TrainingSpec:
@@ -200,10 +226,28 @@ class TrainingSpec(Strict):
 
 
 class StudentResources(Strict):
-    gpus: int = Field(1, ge=0)
-    cpus: int = Field(2, ge=1)
-    mem_mb: int = Field(4000, gt=0)
-    runtime: int = Field(60, gt=0, description="minutes")
+    """What the student's training and generation jobs ask the scheduler for (rules/common.smk).
+    Never part of results: not a job parameter, so editing it reruns nothing."""
+
+    gpus: int = Field(1, ge=0, description="GPUs per job (0: a CPU-only job)")
+    cpus: int = Field(2, ge=1, description="CPUs per job, the job's threads")
+    mem_mb: int = Field(4000, gt=0, description="host memory per job (twice on a retry)")
+    runtime: int = Field(60, gt=0, description="minutes for one training job (twice on a retry)")
+    generate_tokens_per_s: float = Field(
+        1000,
+        gt=0,
+        description="generation throughput the generation jobs' runtime is computed from "
+        "(every sample counted at max_new_tokens)",
+    )
+
+
+class Checkpointing(Strict):
+    """Resumable training state (does not change results, so it is not a job parameter)."""
+
+    every_steps: int = Field(500, ge=0, description="save every N optimizer steps (0: never)")
+    every_minutes: float = Field(
+        10.0, ge=0, description="also save when this long has passed since the last save (0: off)"
+    )
 
 
 class StudentSpec(Strict):
@@ -217,24 +261,39 @@ class StudentSpec(Strict):
     tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
     training: TrainingSpec
     resources: StudentResources = Field(default_factory=StudentResources)
+    checkpointing: Checkpointing = Field(default_factory=Checkpointing)
 
 
 # --------------------------------------------------------------------------- eval
 
 
 class GenerationSpec(Strict):
-    backend: Literal["hf"] = "hf"
+    backend: Literal["hf", "vllm"] = Field(
+        "hf", description="hf: transformers, batched; vllm: offline vLLM (optional package)"
+    )
     max_new_tokens: int = Field(128, gt=0)
-    batch_size: int = Field(128, gt=0)
+    batch_size: int = Field(128, gt=0, description="sequences per batch (vllm: per request chunk)")
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     n_samples: int = Field(1, ge=1)
     seed: int = 0
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights and activations: auto = bfloat16 on a GPU, float32 on a CPU"
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa"] = Field(
+        "auto", description="hf only: auto = sdpa on a GPU, eager on a CPU"
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the decoding step with CUDA graphs (hf); vllm: false = enforce_eager",
+    )
 
     @model_validator(mode="after")
     def _greedy(self) -> GenerationSpec:
         if self.temperature == 0 and self.n_samples > 1:
             raise ValueError("n_samples > 1 needs temperature > 0 (greedy samples are identical)")
+        if self.backend == "vllm" and self.attn_implementation != "auto":
+            raise ValueError("attn_implementation applies to backend hf only (vLLM picks its own)")
         return self
 
 

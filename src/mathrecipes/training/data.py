@@ -149,6 +149,9 @@ def plan_epoch(
     return batches
 
 
+plan_epoch_padded = plan_epoch
+
+
 def plan_batches(
     lengths: Sequence[int],
     tokens_per_step: int,
@@ -156,12 +159,21 @@ def plan_batches(
     *,
     max_steps: int | None = None,
     epochs: float | None = None,
+    packing: bool = False,
 ) -> list[list[int]]:
     """The whole run's batch schedule: ``max_steps`` batches, or ``epochs`` passes.
 
     Each epoch is reshuffled (one ``random.Random(seed)`` drives all epochs). A fractional
     ``epochs`` takes the leading share of the last epoch's batches (at least one batch overall).
+    ``packing``: steps are filled by real tokens (:func:`plan_epoch_packed`) instead of padded
+    tokens (:func:`plan_epoch`).
     """
+
+    def plan_epoch(lengths: Sequence[int], tokens_per_step: int, rng: random.Random):
+        if packing:
+            return plan_epoch_packed(lengths, tokens_per_step, rng)
+        return plan_epoch_padded(lengths, tokens_per_step, rng)
+
     if (max_steps is None) == (epochs is None):
         raise ValueError("give exactly one of max_steps or epochs")
     if not lengths:
@@ -181,3 +193,85 @@ def plan_batches(
         last = plan_epoch(lengths, tokens_per_step, rng)
         schedule.extend(last[: max(1, round(frac * len(last)))])
     return schedule or plan_epoch(lengths, tokens_per_step, rng)[:1]
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def plan_epoch_packed(
+    lengths: Sequence[int], tokens_per_step: int, rng: random.Random
+) -> list[list[int]]:
+    """One epoch of steps for packed training: shuffled examples, each step filled while its
+    real (unpadded) token count stays within ``tokens_per_step`` (a lone longer example still
+    forms a step). Deterministic given ``rng``."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    steps: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for i in order:
+        if current and used + lengths[i] > tokens_per_step:
+            steps.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += lengths[i]
+    if current:
+        steps.append(current)
+    return steps
+
+
+def pack_rows(lengths: Sequence[int], batch: Sequence[int], row_length: int) -> list[list[int]]:
+    """First-fit-decreasing packing of the examples ``batch`` into rows of ``row_length``
+    tokens; an example longer than a row gets a row of its own. Deterministic (ties keep the
+    batch order)."""
+    order = sorted(batch, key=lambda i: -lengths[i])  # stable
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in order:
+        n = lengths[i]
+        for r, free in enumerate(room):
+            if n <= free:
+                rows[r].append(i)
+                room[r] -= n
+                break
+        else:
+            rows.append([i])
+            room.append(max(0, row_length - n))
+    return rows
+
+
+def split_for_ranks(lengths: Sequence[int], batch: Sequence[int], world: int) -> list[list[int]]:
+    """Deal a step's examples to ``world`` processes, longest first to the least-loaded one, so
+    each process gets about the same number of tokens (deterministic: ties go to the lower
+    rank). Every process gets at least one example when the step has enough of them."""
+    shares: list[list[int]] = [[] for _ in range(world)]
+    load = [0] * world
+    for i in sorted(batch, key=lambda i: -lengths[i]):
+        r = min(range(world), key=lambda k: (load[k], len(shares[k]), k))
+        shares[r].append(i)
+        load[r] += lengths[i]
+    return shares
+
+
+def micro_batches(
+    lengths: Sequence[int], batch: Sequence[int], micro_tokens: int | None
+) -> list[list[int]]:
+    """Cut one process's share of a step into consecutive micro-batches of at most
+    ``micro_tokens`` tokens each (by length-sorted order, so padding stays small); one
+    micro-batch when ``micro_tokens`` is None."""
+    if micro_tokens is None or not batch:
+        return [list(batch)]
+    order = sorted(batch, key=lengths.__getitem__)
+    out: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        new_longest = max(longest, lengths[i])
+        if current and new_longest * (len(current) + 1) > micro_tokens:
+            out.append(current)
+            current, new_longest = [], lengths[i]
+        current.append(i)
+        longest = new_longest
+    if current:
+        out.append(current)
+    return out

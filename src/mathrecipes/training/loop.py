@@ -11,6 +11,7 @@ Checkpoint folder (``out_dir``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -23,7 +24,6 @@ from typing import Any
 
 import torch
 
-from mathrecipes.records import read_records
 from mathrecipes.training.data import (
     IGNORE_INDEX,
     Examples,
@@ -37,7 +37,6 @@ from mathrecipes.training.model import (
     build_scratch_model,
     count_params,
     load_pretrained_model,
-    pick_device,
     transformers_progress,
 )
 from mathrecipes.training.tokenizer import load_pretrained_tokenizer, train_bpe_tokenizer
@@ -101,8 +100,11 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 
 @contextmanager
-def _deterministic(device: torch.device) -> Iterator[None]:
+def _deterministic(device: torch.device, on: bool = True) -> Iterator[None]:
     """Deterministic kernels while training (cheap for this model; restored afterwards)."""
+    if not on:
+        yield
+        return
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     if device.type == "cuda":
@@ -135,6 +137,67 @@ def collate(
     return ids, labels, real
 
 
+def collate_packed(
+    examples: Examples, rows: Sequence[Sequence[int]], pad: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Packed rows: ``input_ids``, ``labels`` and ``position_ids`` that restart at 0 for every
+    example (and for the padding tail), so that the model's packed-sequence masking keeps each
+    example to itself. Rows are padded on the right to the fullest row."""
+    longest = max(sum(len(examples.ids[i]) for i in row) for row in rows)
+    ids = torch.full((len(rows), longest), pad, dtype=torch.long)
+    labels = torch.full((len(rows), longest), IGNORE_INDEX, dtype=torch.long)
+    positions = torch.zeros((len(rows), longest), dtype=torch.long)
+    real = 0
+    for r, row in enumerate(rows):
+        offset = 0
+        for i in row:
+            seq = examples.ids[i]
+            n, p = len(seq), examples.n_prompt[i]
+            t = torch.tensor(seq, dtype=torch.long)
+            ids[r, offset : offset + n] = t
+            labels[r, offset + p : offset + n] = t[p:]
+            positions[r, offset : offset + n] = torch.arange(n)
+            offset += n
+        positions[r, offset:] = torch.arange(longest - offset)
+        real += offset
+    return ids, labels, positions, real
+
+
+def resolve_attn(choice: str, device: torch.device) -> str:
+    if choice != "auto":
+        return choice
+    return attn_implementation_for(device)
+
+
+def _mixed_precision(precision: str, device_type: str) -> str:
+    if precision == "bf16" or (precision == "auto" and device_type == "cuda"):
+        return "bf16"
+    return "no"
+
+
+def make_accelerator(tr: Any) -> Any:
+    """The Accelerator of this process: CPU or CUDA, bf16 autocast per ``precision``, DDP or
+    FSDP (version 2, per decoder layer) when launched with several processes."""
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {
+        "cpu": not cuda,
+        "mixed_precision": _mixed_precision(tr.precision, "cuda" if cuda else "cpu"),
+    }
+    if tr.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate.utils import FullyShardedDataParallelPlugin
+
+        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
+            fsdp_version=2,
+            auto_wrap_policy="transformer_based_wrap",
+            transformer_cls_names_to_wrap=["LlamaDecoderLayer", "Qwen2DecoderLayer"],
+            reshard_after_forward=True,
+            state_dict_type="SHARDED_STATE_DICT",
+        )
+    return Accelerator(**kwargs)
+
+
 def train_student(
     train_path: str,
     out_dir: str,
@@ -142,6 +205,8 @@ def train_student(
     seed: int,
     threads: int = 2,
     progress: bool = True,
+    resume_dir: str | None = None,
+    checkpointing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a student on the canonical-record parquet ``train_path``; write ``out_dir``.
 
@@ -150,32 +215,60 @@ def train_student(
     seeded by ``seed``) or a Hugging Face model id / local model folder to fine-tune
     (``spec["model"]`` and ``spec["tokenizer"]`` are then unused).
 
+    Runs as one process, or as every process of an ``accelerate launch`` (see
+    :mod:`mathrecipes.training.launch`): each optimizer step's examples are dealt to the
+    processes and the loss is normalized over the whole step's target tokens, so the update is
+    the one a single process would make (up to float summation order).
+
+    ``resume_dir``: where resumable state is saved (``checkpointing`` = a Checkpointing dict:
+    every N steps / minutes, and on SIGTERM or SIGUSR1, after which :class:`TrainingStopped` is
+    raised). A rerun with the same data, spec, seed and code continues from the last state with
+    the same data order; None disables saving.
+
     Returns the summary also written to ``out_dir/train_summary.json``. Counting conventions:
     ``train_tokens`` / ``target_tokens`` are totals over the training set BEFORE truncation
     (``train_tokens``: bos + prompt + target + eos; ``target_tokens``: target + eos);
     ``tokens_seen`` counts non-padding input tokens fed to the model (after truncation);
-    ``tokens_per_s`` is ``tokens_seen`` over the optimizer-loop time only; ``wall_s`` is the
+    ``tokens_per_s`` is this run's tokens over its optimizer-loop time only; ``wall_s`` is the
     whole call (tokenizer training, model build and saving included).
     """
+    from mathrecipes.config import Checkpointing
+    from mathrecipes.provenance import code_fingerprint, file_sha256
+    from mathrecipes.records import read_records
+    from mathrecipes.training.resume import ResumeStore, StopFlag, resume_key
+
     t_start = time.perf_counter()
     s = validate_student_spec(spec)
     tr = s.training
+    ckpt = Checkpointing.model_validate(dict(checkpointing or {}))
     records = read_records(train_path)
     if not records:
         raise ValueError(f"{train_path}: the training set is empty (0 records)")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
 
+    acc = make_accelerator(tr)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SUMMARY_NAME).unlink(missing_ok=True)  # a stale summary would mark a partial folder
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SUMMARY_NAME).unlink(missing_ok=True)  # a stale summary marks a partial folder
+    acc.wait_for_everyone()
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # denormals in the small weights/grads wreck CPU throughput
-    device = pick_device()
-    attn = attn_implementation_for(device)
+    device = acc.device
+    attn = resolve_attn(tr.attn_implementation, device)
+    show = progress and acc.is_main_process
 
-    with _deterministic(device), transformers_progress(progress):
+    store = None
+    if resume_dir is not None:
+        layout = {"processes": acc.num_processes, "distributed": tr.distributed}
+        key = resume_key(
+            file_sha256(train_path), dict(spec), seed, code_fingerprint("train"), layout
+        )
+        store = ResumeStore(Path(resume_dir), key)
+
+    with _deterministic(device, tr.deterministic), transformers_progress(show):
         if s.init == "scratch":
             if tr.max_length > s.model.max_position_embeddings:
                 raise SpecError(
@@ -194,6 +287,7 @@ def train_student(
             tokenizer = load_pretrained_tokenizer(s.init, s.revision)
             torch.manual_seed(seed)
             model = load_pretrained_model(s.init, tokenizer, s.revision, attn)
+        params_before = count_params(model)
 
         examples = encode_examples(tokenizer, records, tr.max_length)
         if not len(examples):
@@ -207,11 +301,24 @@ def train_student(
             seed,
             max_steps=tr.max_steps,
             epochs=tr.epochs,
+            packing=tr.packing,
         )
-        loop = _optimize(model, examples, schedule, tokenizer, s, seed, device, out, progress)
+        stop = StopFlag()
+        if store is not None:  # without a place to save, a signal stops the job as usual
+            stop.install()
+        try:
+            loop = _optimize(
+                acc, model, examples, schedule, tokenizer, s, seed, out, show, store, ckpt, stop
+            )
+        finally:
+            stop.restore()
 
-        model.save_pretrained(str(out))  # safetensors (model.safetensors)
-        tokenizer.save_pretrained(str(out))
+        acc.wait_for_everyone()
+        unwrapped = acc.unwrap_model(model)
+        state_dict = acc.get_state_dict(model) if tr.distributed == "fsdp" else None
+        if acc.is_main_process:
+            unwrapped.save_pretrained(str(out), state_dict=state_dict)  # model.safetensors
+            tokenizer.save_pretrained(str(out))
 
     summary = {
         "examples": len(records),
@@ -228,41 +335,80 @@ def train_student(
         "tokens_seen": loop["tokens_seen"],
         "padded_tokens_seen": loop["padded_tokens_seen"],
         "final_loss": loop["final_loss"],
-        "params": count_params(model),
+        "params": params_before,
         "tokens_per_s": loop["tokens_per_s"],
         "train_loop_s": loop["loop_s"],
+        "resumed_from_step": loop["resumed_from_step"],
         "wall_s": round(time.perf_counter() - t_start, 3),
         "device": str(device),
+        "processes": acc.num_processes,
+        "mixed_precision": acc.mixed_precision,
         "attn_implementation": attn,
         "threads": threads,
         "seed": seed,
         "init": s.init,
         "revision": s.revision,
     }
-    tmp = out / (SUMMARY_NAME + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    tmp.replace(out / SUMMARY_NAME)
+    if acc.is_main_process:
+        tmp = out / (SUMMARY_NAME + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        tmp.replace(out / SUMMARY_NAME)
+        if store is not None:
+            store.clear()  # the finished checkpoint supersedes it
+    acc.wait_for_everyone()
     return summary
 
 
+def _step_rows(lengths: Sequence[int], batch: Sequence[int], world: int, rank: int, tr: Any):
+    """This process's micro-batches of one step (lists of example indices, or with packing
+    lists of rows), plus the padded size of every process's share (for the counters)."""
+    from mathrecipes.training.data import micro_batches, pack_rows, split_for_ranks
+
+    shares = [list(batch)] if world == 1 else split_for_ranks(lengths, batch, world)
+    padded = 0
+    mine: list[list[Any]] = []
+    for r, share in enumerate(shares):
+        if tr.packing:
+            rows = pack_rows(lengths, share, tr.max_length)
+            per = max(1, (tr.micro_batch_tokens or 1 << 62) // tr.max_length)
+            chunks = [rows[k : k + per] for k in range(0, len(rows), per)] if rows else []
+            padded += sum(
+                len(chunk) * max(sum(lengths[i] for i in row) for row in chunk) for chunk in chunks
+            )
+        else:
+            chunks = micro_batches(lengths, share, tr.micro_batch_tokens) if share else []
+            padded += sum(len(c) * max(lengths[i] for i in c) for c in chunks)
+        if r == rank:
+            mine = chunks
+    return mine, padded
+
+
 def _optimize(
+    acc: Any,
     model: Any,
     examples: Examples,
     schedule: list[list[int]],
     tokenizer: Any,
     s: Any,
     seed: int,
-    device: torch.device,
     out: Path,
     progress: bool,
+    store: Any,
+    ckpt: Any,
+    stop: Any,
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
+    from mathrecipes.training.resume import TrainingStopped, say
+
     tr = s.training
-    model.to(device)
+    world, rank = acc.num_processes, acc.process_index
+    device = acc.device
+    model = acc.prepare(model)
     model.train()
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    named = list(acc.unwrap_model(model).named_parameters())
+    decay = [p for _, p in named if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for _, p in named if p.requires_grad and p.ndim < 2]
     # fused AdamW is slower than foreach on this CPU (measured); fused is the fast one on CUDA
     fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
     optimizer = torch.optim.AdamW(
@@ -274,61 +420,172 @@ def _optimize(
         betas=(0.9, tr.adam_beta2),
         **fast,
     )
+    optimizer = acc.prepare(optimizer)
     params = decay + no_decay
+    if tr.compile:
+        # after prepare: the DDP/FSDP-wrapped module is compiled; states are saved from the
+        # uncompiled module the Accelerator holds (same parameters)
+        model = torch.compile(model)
     pad = pad_id(tokenizer)
     total = len(schedule)
+    lengths = examples.lengths
+    targets = [len(ids) - p for ids, p in zip(examples.ids, examples.n_prompt, strict=True)]
     torch.manual_seed(seed)
 
-    tokens_seen = padded_seen = examples_seen = 0
-    window_loss = torch.zeros((), device=device)
-    window_steps = 0
-    final_loss = float("nan")
-    bar = tqdm(total=total, disable=not progress, file=sys.stderr, desc="train", unit="step")
-    t0 = time.perf_counter()
-    with open(out / LOG_NAME, "w") as log:
-        for step, batch in enumerate(schedule, start=1):
+    counters = {"tokens_seen": 0, "padded_seen": 0, "examples_seen": 0}
+    log_rows: list[dict[str, Any]] = []
+    window_sum, window_steps = 0.0, 0
+    first = 1
+    found = store.find() if store is not None else None
+    if found is not None:
+        folder, meta = found
+        acc.load_state(str(folder))
+        first = int(meta["step"]) + 1
+        counters = meta["counters"]
+        log_rows = meta["log_rows"]
+        window_sum, window_steps = float(meta["window_sum"]), int(meta["window_steps"])
+        say(f"resuming from step {meta['step']} of {total} (state saved {meta['saved_at']})")
+    resumed_from = first - 1
+    window_loss = torch.tensor(window_sum, dtype=torch.float32, device=device)
+    final_loss = log_rows[-1]["loss"] if log_rows else float("nan")
+
+    def save(step: int) -> None:
+        folder = store.begin() if acc.is_main_process else store.tmp
+        acc.wait_for_everyone()
+        acc.save_state(str(folder))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            store.commit(
+                {
+                    "step": step,
+                    "total_steps": total,
+                    "counters": counters,
+                    "log_rows": log_rows,
+                    "window_sum": window_loss.item(),
+                    "window_steps": window_steps,
+                }
+            )
+        acc.wait_for_everyone()
+
+    bar = tqdm(
+        total=total,
+        initial=first - 1,
+        disable=not progress,
+        file=sys.stderr,
+        desc="train",
+        unit="step",
+    )
+    t0 = last_save = time.perf_counter()
+    tokens_this_run = 0
+    log = open(out / LOG_NAME, "w") if acc.is_main_process else None  # noqa: SIM115
+    try:
+        if log is not None:
+            for row in log_rows:
+                log.write(json.dumps(row) + "\n")
+            log.flush()
+        for step in range(first, total + 1):
+            batch = schedule[step - 1]
             lr = tr.lr * lr_factor(step - 1, total, tr.warmup_steps, tr.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            ids, labels, real = collate(examples, batch, pad)
-            ids = ids.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            # No attention mask: padding is on the right and attention is causal, so no real
-            # token can see a pad; this keeps sdpa on its fast is_causal path.
-            loss = model(input_ids=ids, labels=labels, use_cache=False).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, tr.grad_clip)
+            chunks, padded = _step_rows(lengths, batch, world, rank, tr)
+            n_targets = sum(targets[i] for i in batch)
+            # One process, one pass, no packing: the model's own mean loss (as always). Else the
+            # sum over the step's target tokens / their count, times `world` because DDP and
+            # FSDP average gradients over processes.
+            plain = world == 1 and len(chunks) == 1 and not tr.packing
+            step_loss = torch.zeros((), device=device)
+            for k, chunk in enumerate(chunks):
+                extra: dict[str, Any] = {}
+                if tr.packing:
+                    ids, labels, positions, _ = collate_packed(examples, chunk, pad)
+                    extra["position_ids"] = positions.to(device, non_blocking=True)
+                else:
+                    ids, labels, _ = collate(examples, chunk, pad)
+                if not plain:
+                    extra["num_items_in_batch"] = n_targets
+                ids = ids.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+                sync = k == len(chunks) - 1
+                with contextlib.nullcontext() if sync else acc.no_sync(model):
+                    # No attention mask: padding is on the right and attention is causal, so no
+                    # real token can see a pad; this keeps sdpa on its fast is_causal path.
+                    loss = model(input_ids=ids, labels=labels, use_cache=False, **extra).loss
+                    acc.backward(loss if plain else loss * world)
+                step_loss += loss.detach()
+            if not chunks:  # more processes than examples in this step: join the reduction
+                dummy = sum(p.sum() for p in model.parameters()) * 0.0
+                acc.backward(dummy)
+            if tr.distributed == "fsdp" and world > 1:
+                acc.clip_grad_norm_(model.parameters(), tr.grad_clip)
+            else:
+                acc.clip_grad_norm_(params, tr.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-            window_loss += loss.detach()
+            window_loss += step_loss
             window_steps += 1
-            tokens_seen += real
-            padded_seen += ids.numel()
-            examples_seen += len(batch)
+            real = sum(lengths[i] for i in batch)
+            counters["tokens_seen"] += real
+            counters["padded_seen"] += padded
+            counters["examples_seen"] += len(batch)
+            tokens_this_run += real
             bar.update(1)
             if step % tr.log_every == 0 or step == total:
-                final_loss = window_loss.item() / window_steps
+                window = (
+                    acc.reduce(window_loss.clone(), reduction="sum") if world > 1 else window_loss
+                )
+                final_loss = window.item() / window_steps
                 row = {
                     "step": step,
                     "loss": round(final_loss, 6),
                     "lr": lr,
-                    "tokens_seen": tokens_seen,
+                    "tokens_seen": counters["tokens_seen"],
                     "elapsed_s": round(time.perf_counter() - t0, 3),
                 }
-                log.write(json.dumps(row) + "\n")
-                log.flush()
+                log_rows.append(row)
+                if log is not None:
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
                 bar.set_postfix(loss=f"{final_loss:.4f}", lr=f"{lr:.2e}")
                 window_loss.zero_()
                 window_steps = 0
-    bar.close()
+            if store is None or step == total:
+                continue
+            due = (ckpt.every_steps and step % ckpt.every_steps == 0) or (
+                ckpt.every_minutes and time.perf_counter() - last_save >= 60 * ckpt.every_minutes
+            )
+            flags = torch.tensor(
+                [1.0 if stop.signame else 0.0, 1.0 if due and acc.is_main_process else 0.0],
+                device=device,
+            )
+            if world > 1:
+                flags = acc.reduce(flags, reduction="sum")
+            if flags[0] > 0 or flags[1] > 0:
+                save(step)
+                last_save = time.perf_counter()
+                if flags[0] > 0:
+                    say(
+                        f"stopped by {stop.signame or 'a signal'} after step {step} of {total}; "
+                        f"state saved to {store.state}; rerun to resume"
+                    )
+                    raise TrainingStopped(
+                        f"training stopped by a signal after step {step} of {total}; its state "
+                        f"is saved in {store.state} and a rerun resumes from there"
+                    )
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
     loop_s = time.perf_counter() - t0
     return {
         "steps": total,
-        "epochs_seen": round(examples_seen / len(examples), 4),
-        "tokens_seen": tokens_seen,
-        "padded_tokens_seen": padded_seen,
+        "epochs_seen": round(counters["examples_seen"] / len(examples), 4),
+        "tokens_seen": counters["tokens_seen"],
+        "padded_tokens_seen": counters["padded_seen"],
         "final_loss": final_loss,
-        "tokens_per_s": round(tokens_seen / loop_s, 1) if loop_s > 0 else None,
+        "tokens_per_s": round(tokens_this_run / loop_s, 1) if loop_s > 0 else None,
         "loop_s": round(loop_s, 3),
+        "resumed_from_step": resumed_from,
+        "log_rows": log_rows,
     }
