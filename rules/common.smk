@@ -1,6 +1,7 @@
-# Validation, wildcard constraints and the input / params functions every rule uses.
+# Validation, wildcard constraints and the input / params / resources functions every rule uses.
 # Every config value a job depends on reaches it through params: as a function of wildcards only,
 # together with a narrow code fingerprint of the package modules of its stage (see ARCHITECTURE).
+import math
 import re
 from pathlib import Path
 
@@ -150,10 +151,6 @@ def train_init_inputs(wildcards):
     return []
 
 
-def student_resource(key):
-    return lambda wildcards: getattr(CFG.students[wildcards.student].resources, key)
-
-
 def grid():
     """Every (student, recipe, seed) of the experiment, in a fixed order (reordering the config
     must not look like a change)."""
@@ -224,3 +221,80 @@ def tables_spec(wildcards):
     if spec["figure_benchmarks"] == "all":
         spec["figure_benchmarks"] = sorted(CFG.benchmarks)
     return spec
+
+
+# ------------------------------------------------------------------ resources (never params)
+# Portable resources only: threads, gpu, cpus_per_gpu, mem_mb, runtime (minutes). Site settings
+# (partition, account, GPU model) live in profiles/slurm/profile.yaml. Resources are not params,
+# so editing them reruns nothing. Memory and time grow with the attempt: a job retried after it
+# ran out of either (`retries` in the SLURM profile) asks for twice as much.
+
+# Rows assumed for a benchmark whose size the config does not give (a file or Hub dataset
+# without `limit`).
+ASSUMED_BENCHMARK_ROWS = 1000
+
+
+def per_attempt(base):
+    """A fixed request on the first attempt, twice as much on the second, ..."""
+    return lambda wildcards, attempt: base * attempt
+
+
+def student_resources(wildcards):
+    return CFG.students[wildcards.student].resources
+
+
+def student_threads(wildcards):
+    return student_resources(wildcards).cpus
+
+
+def student_gpus(wildcards):
+    return student_resources(wildcards).gpus
+
+
+def student_cpus_per_gpu(wildcards):
+    """CPUs per GPU so that a GPU job gets the student's `cpus` in all (0: a CPU-only job)."""
+    res = student_resources(wildcards)
+    return math.ceil(res.cpus / res.gpus) if res.gpus else 0
+
+
+def student_mem_mb(wildcards, attempt):
+    return student_resources(wildcards).mem_mb * attempt
+
+
+def train_runtime(wildcards, attempt):
+    return student_resources(wildcards).runtime * attempt
+
+
+def benchmark_rows(name):
+    spec = CFG.benchmarks[name]
+    if spec.source == "builtin":
+        return spec.n
+    return spec.limit or ASSUMED_BENCHMARK_ROWS
+
+
+def eval_samples(wildcards):
+    """What one evaluation job generates and grades: benchmark rows x samples per problem."""
+    return benchmark_rows(wildcards.benchmark) * CFG.generation.n_samples
+
+
+def generate_runtime(wildcards, attempt):
+    """5 minutes to load the model, plus every sample running to max_new_tokens at the
+    student's generate_tokens_per_s."""
+    tokens = eval_samples(wildcards) * CFG.generation.max_new_tokens
+    rate = student_resources(wildcards).generate_tokens_per_s
+    return (5 + math.ceil(tokens / rate / 60)) * attempt
+
+
+def grade_threads(wildcards):
+    return CFG.grading.workers
+
+
+def grade_mem_mb(wildcards, attempt):
+    """1 GB for the job plus 500 MB per Math-Verify worker process."""
+    return (1000 + 500 * CFG.grading.workers) * attempt
+
+
+def grade_runtime(wildcards, attempt):
+    """The worst case: every item runs into grading.timeout_s, spread over the workers."""
+    seconds = eval_samples(wildcards) * CFG.grading.timeout_s / CFG.grading.workers
+    return (5 + math.ceil(seconds / 60)) * attempt

@@ -14,11 +14,12 @@ rule generate_answers:
         f"{R}/runtime/generate_answers/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: student_resource("cpus")
+    threads: student_threads
     resources:
-        gpu=student_resource("gpus"),
-        mem_mb=student_resource("mem_mb"),
-        runtime=student_resource("runtime"),
+        gpu=student_gpus,
+        cpus_per_gpu=student_cpus_per_gpu,
+        mem_mb=student_mem_mb,
+        runtime=generate_runtime,
     params:
         spec=generation_spec,
         code=fingerprint("generate"),

@@ -16,10 +16,10 @@ rule grade_generations:
         f"{R}/runtime/grade_generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.tsv"
     conda:
         "../envs/grade.yaml"
-    threads: lambda wildcards: CFG.grading.workers
+    threads: grade_threads
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=grade_mem_mb,
+        runtime=grade_runtime,
     params:
         spec=grading_spec,
         code=fingerprint("grade"),

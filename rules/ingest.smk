@@ -16,8 +16,8 @@ rule ingest_dataset:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(30),
     params:
         spec=dataset_spec,
         code=fingerprint("ingest"),
@@ -40,8 +40,8 @@ rule build_benchmark:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     params:
         spec=benchmark_spec,
         code=fingerprint("ingest"),

@@ -18,8 +18,8 @@ rule select_recipe:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(60),
     params:
         spec=recipe_spec,
         pools=select_pools,

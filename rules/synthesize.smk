@@ -17,8 +17,8 @@ rule synthesize_shard:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(60),
     params:
         spec=synth_spec,
         code=fingerprint("synthesize"),

@@ -30,8 +30,8 @@ rule make_tables:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     params:
         entries=table_entries,
         spec=tables_spec,

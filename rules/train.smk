@@ -13,11 +13,12 @@ rule train_student:
         f"{R}/runtime/train_student/{{student}}/{{recipe}}/seed-{{seed}}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: student_resource("cpus")
+    threads: student_threads
     resources:
-        gpu=student_resource("gpus"),
-        mem_mb=student_resource("mem_mb"),
-        runtime=student_resource("runtime"),
+        gpu=student_gpus,
+        cpus_per_gpu=student_cpus_per_gpu,
+        mem_mb=student_mem_mb,
+        runtime=train_runtime,
     params:
         spec=student_spec,
         code=fingerprint("train"),
