@@ -294,3 +294,35 @@ def test_two_processes_give_the_single_process_result(train_file, tmp_path, unin
         json.loads(x)["loss"] for x in (full_out / "train_log.jsonl").read_text().splitlines()
     ]
     assert max(abs(a - b) for a, b in zip(ours, theirs, strict=True)) < 1e-4
+
+
+@pytest.mark.slow
+def test_fsdp_two_processes_stopped_by_sigterm_resume(train_file, tmp_path, uninterrupted):
+    """FSDP over 2 CPU processes, SIGTERM to the launching process halfway: the signal reaches
+    the workers, they save and stop (exit 143 from the driver), the rerun resumes and ends
+    with the single-process loss."""
+    full, _ = uninterrupted
+    out, resume = tmp_path / "ckpt", tmp_path / "resume"
+    args = train_args(
+        train_file,
+        out,
+        STEPS,
+        processes=2,
+        threads=2,
+        resume_dir=str(resume),
+        checkpointing={"every_steps": 0, "every_minutes": 0},
+        training={"distributed": "fsdp"},
+    )
+    proc = run_driver(args)
+    wait_for(lambda: logged_steps(out) >= STEPS // 2, proc, timeout=300)
+    proc.send_signal(signal.SIGTERM)
+    rc, _, err = finish(proc)
+    assert rc == 143, err[-3000:]
+    step = saved_step(resume)
+    assert STEPS // 2 <= step < STEPS
+    rc, stdout, err = finish(run_driver(args))
+    assert rc == 0, err[-3000:]
+    assert err.count(f"resuming from step {step} of {STEPS}") == 1  # said once, by rank 0
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["processes"] == 2 and summary["resumed_from_step"] == step
+    assert abs(summary["final_loss"] - full["final_loss"]) < 1e-4

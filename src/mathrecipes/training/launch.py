@@ -108,8 +108,10 @@ def launch_training(
         launch_command(processes, args_file), env=env, stdout=out_fd, stderr=out_fd
     )
     previous = {}
+    forwarded: list[int] = []
 
     def forward(signum: int, frame: Any) -> None:
+        forwarded.append(signum)
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signum)
 
@@ -123,7 +125,9 @@ def launch_training(
             signal.signal(signum, handler)
         Path(args_file).unlink(missing_ok=True)
     if rc != 0:
-        if rc == TrainingStopped.exit_code or rc == -signal.SIGTERM:
+        # the launcher reports a worker's exit 143 as its own failure (1): what matters is
+        # that a stop signal came in
+        if forwarded or rc in (TrainingStopped.exit_code, -signal.SIGTERM):
             raise TrainingStopped(
                 f"training stopped by a signal ({processes} processes); a rerun resumes from "
                 f"the state saved in {resume_dir}"

@@ -444,7 +444,8 @@ def _optimize(
         counters = meta["counters"]
         log_rows = meta["log_rows"]
         window_sum, window_steps = float(meta["window_sum"]), int(meta["window_steps"])
-        say(f"resuming from step {meta['step']} of {total} (state saved {meta['saved_at']})")
+        if acc.is_main_process:
+            say(f"resuming from step {meta['step']} of {total} (state saved {meta['saved_at']})")
     resumed_from = first - 1
     window_loss = torch.tensor(window_sum, dtype=torch.float32, device=device)
     final_loss = log_rows[-1]["loss"] if log_rows else float("nan")
@@ -564,11 +565,12 @@ def _optimize(
             if flags[0] > 0 or flags[1] > 0:
                 save(step)
                 last_save = time.perf_counter()
-                if flags[0] > 0:
+                if flags[0] > 0 and acc.is_main_process:
                     say(
                         f"stopped by {stop.signame or 'a signal'} after step {step} of {total}; "
                         f"state saved to {store.state}; rerun to resume"
                     )
+                if flags[0] > 0:
                     raise TrainingStopped(
                         f"training stopped by a signal after step {step} of {total}; its state "
                         f"is saved in {store.state} and a rerun resumes from there"
