@@ -23,5 +23,8 @@ rule generate_answers:
     params:
         spec=generation_spec,
         code=fingerprint("generate"),
+        # finished batches of a preempted or killed attempt (not an output: Snakemake deletes a
+        # failed job's outputs); a rerun resumes from them, the job deletes them when done
+        resume_dir=f"{R}/resume/generate/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}",
     script:
         "../scripts/generate_answers.py"

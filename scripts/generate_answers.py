@@ -11,6 +11,7 @@ with Manifest("generate", inputs=inputs, params=snakemake.params.spec) as m:
         snakemake.output.generations,
         snakemake.params.spec,
         threads=snakemake.threads,
+        resume_dir=snakemake.params.resume_dir,
     )
     m.add(summary=summary, threads=snakemake.threads)
     m.write([snakemake.output.generations], snakemake.output.manifest)
