@@ -53,9 +53,11 @@ def recipe_spec(wildcards):
 
 
 def student_spec(wildcards):
-    """The student's spec without its resources (they do not change the result)."""
+    """The student's spec without its resources and checkpointing (they do not change the
+    result)."""
     spec = plain(CFG.students[wildcards.student])
     spec.pop("resources")
+    spec.pop("checkpointing")
     return spec
 
 

@@ -257,6 +257,13 @@ def test_resources_edit_reruns_nothing(tiny_run):
     assert _dry_run_after(tiny_run, edit) == set()
 
 
+def test_checkpointing_edit_reruns_nothing(tiny_run):
+    def edit(raw):
+        raw["students"]["nano"]["checkpointing"] = {"every_steps": 7, "every_minutes": 1}
+
+    assert _dry_run_after(tiny_run, edit) == set()
+
+
 def test_grader_code_edit_regrades_only(tiny_run, pkg_env):
     src, _ = pkg_env
     grading = src / "mathrecipes" / "grading.py"

@@ -163,6 +163,20 @@ def collate_packed(
     return ids, labels, positions, real
 
 
+@contextmanager
+def _quiet_accelerate() -> Iterator[None]:
+    """accelerate logs every file of a save or load at INFO: keep job logs to our own lines."""
+    import logging
+
+    logger = logging.getLogger("accelerate")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def resolve_attn(choice: str, device: torch.device) -> str:
     if choice != "auto":
         return choice
@@ -439,7 +453,8 @@ def _optimize(
     found = store.find() if store is not None else None
     if found is not None:
         folder, meta = found
-        acc.load_state(str(folder))
+        with _quiet_accelerate():
+            acc.load_state(str(folder))
         first = int(meta["step"]) + 1
         counters = meta["counters"]
         log_rows = meta["log_rows"]
@@ -453,7 +468,8 @@ def _optimize(
     def save(step: int) -> None:
         folder = store.begin() if acc.is_main_process else store.tmp
         acc.wait_for_everyone()
-        acc.save_state(str(folder))
+        with _quiet_accelerate():
+            acc.save_state(str(folder))
         acc.wait_for_everyone()
         if acc.is_main_process:
             store.commit(
