@@ -214,6 +214,8 @@ def available(name: str, compile_on_cpu: bool = False) -> bool:
         except ImportError:
             return False
         return torch.cuda.is_available()
+    if VARIANTS[name]["attn"] == "flex_attention" and not torch.cuda.is_available():
+        return False  # FlexAttention has no backward on a CPU
     # compiling on a CPU takes minutes and says nothing about a GPU: only when asked
     return not VARIANTS[name]["compile"] or torch.cuda.is_available() or compile_on_cpu
 

@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 PROFILE = REPO / "profiles" / "slurm"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-# The cluster command of the README: the workflow profile (profiles/default, local settings) is
-# left out so that it cannot cap the jobs' threads or the latency wait.
-SLURM_ARGS = ["--profile", str(PROFILE), "--workflow-profile", "none"]
+# The cluster command of the README (profiles/default, merged in by Snakemake, sets nothing that
+# could cap the jobs' threads or the latency wait).
+SLURM_ARGS = ["--profile", str(PROFILE)]
 
 TABLES = ("scores.csv", "per_seed.csv", "scores.md", "scores.tex")
 GPU_RULES = {"train_student", "generate_answers"}

@@ -138,12 +138,13 @@ def collate(
 
 
 def collate_packed(
-    examples: Examples, rows: Sequence[Sequence[int]], pad: int
+    examples: Examples, rows: Sequence[Sequence[int]], pad: int, width: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Packed rows: ``input_ids``, ``labels`` and ``position_ids`` that restart at 0 for every
     example (and for the padding tail), so that the model's packed-sequence masking keeps each
-    example to itself. Rows are padded on the right to the fullest row."""
+    example to itself. Rows are padded on the right to the fullest row, or to ``width``."""
     longest = max(sum(len(examples.ids[i]) for i in row) for row in rows)
+    longest = max(longest, width or 0)
     ids = torch.full((len(rows), longest), pad, dtype=torch.long)
     labels = torch.full((len(rows), longest), IGNORE_INDEX, dtype=torch.long)
     positions = torch.zeros((len(rows), longest), dtype=torch.long)
@@ -515,12 +516,15 @@ def _optimize(
             for k, chunk in enumerate(chunks):
                 extra: dict[str, Any] = {}
                 if tr.packing:
-                    ids, labels, positions, _ = collate_packed(examples, chunk, pad)
+                    # compiled: every row max_length long, so the shapes stay put
+                    width = tr.max_length if tr.compile else None
+                    ids, labels, positions, _ = collate_packed(examples, chunk, pad, width)
                     extra["position_ids"] = positions.to(device, non_blocking=True)
                 else:
                     ids, labels, _ = collate(examples, chunk, pad)
                 if not plain:
-                    extra["num_items_in_batch"] = n_targets
+                    # a tensor, not an int: torch.compile would specialize on every new count
+                    extra["num_items_in_batch"] = torch.tensor(n_targets, device=device)
                 ids = ids.to(device, non_blocking=True)
                 labels = labels.to(device, non_blocking=True)
                 sync = k == len(chunks) - 1
