@@ -259,6 +259,18 @@ def student_cpus_per_gpu(wildcards):
     return math.ceil(res.cpus / res.gpus) if res.gpus else 0
 
 
+def student_checkpointing(key):
+    """Resumable-state settings as integer resources (`every_s` in seconds)."""
+
+    def value(wildcards):
+        ckpt = CFG.students[wildcards.student].checkpointing
+        if key == "every_s":
+            return round(ckpt.every_minutes * 60)
+        return getattr(ckpt, key)
+
+    return value
+
+
 def student_mem_mb(wildcards, attempt):
     return student_resources(wildcards).mem_mb * attempt
 

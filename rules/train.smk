@@ -19,8 +19,12 @@ rule train_student:
         cpus_per_gpu=student_cpus_per_gpu,
         mem_mb=student_mem_mb,
         runtime=train_runtime,
+        # how often resumable state is saved: not a result setting, so not a param
+        checkpoint_steps=student_checkpointing("every_steps"),
+        checkpoint_s=student_checkpointing("every_s"),
     params:
         spec=student_spec,
         code=fingerprint("train"),
+        resume_dir=f"{R}/resume/train/{{student}}/{{recipe}}/seed-{{seed}}",
     script:
         "../scripts/train_student.py"
