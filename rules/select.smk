@@ -9,6 +9,7 @@ rule select_recipe:
         train=f"{R}/recipes/{{recipe}}/train.parquet",
         stats=f"{R}/recipes/{{recipe}}/stats.json",
         contamination=f"{R}/recipes/{{recipe}}/contamination.parquet",
+        removed=f"{R}/recipes/{{recipe}}/removed.parquet",
         manifest=f"{R}/recipes/{{recipe}}/train.manifest.json",
     log:
         f"{R}/logs/select_recipe/{{recipe}}.log",

@@ -13,9 +13,15 @@ with Manifest("select", inputs=inputs, params=snakemake.params.spec) as m:
         snakemake.output.train,
         snakemake.output.stats,
         snakemake.output.contamination,
+        snakemake.output.removed,
     )
     m.add(summary=stats)
     m.write(
-        [snakemake.output.train, snakemake.output.stats, snakemake.output.contamination],
+        [
+            snakemake.output.train,
+            snakemake.output.stats,
+            snakemake.output.contamination,
+            snakemake.output.removed,
+        ],
         snakemake.output.manifest,
     )

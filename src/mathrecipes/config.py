@@ -146,10 +146,33 @@ class Decontamination(Strict):
     benchmarks: list[Name] | Literal["all"] = "all"
 
 
+class NearDedup(Strict):
+    enabled: bool = False
+    threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard of word shingles")
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
+    ngram: int = Field(5, ge=1, description="words per shingle")
+
+
+class RowFilters(Strict):
+    """Rows failing any set bound are dropped (and listed in removed.parquet)."""
+
+    min_problem_chars: int | None = Field(None, ge=0)
+    max_problem_chars: int | None = Field(None, ge=0)
+    min_solution_chars: int | None = Field(None, ge=0)
+    max_solution_chars: int | None = Field(None, ge=0)
+    answer_types: list[str] | None = Field(None, description="keep only these answer types")
+    min_pass_rate: float | None = Field(
+        None, ge=0, le=1, description="meta.pass_rate (distill with samples) at least this"
+    )
+    max_pass_rate: float | None = Field(None, ge=0, le=1)
+
+
 class RecipeSpec(Strict):
     mix: list[MixPart] = Field(min_length=1)
     volume: Volume = Field(default_factory=lambda: Volume(fraction=1.0))
+    filters: RowFilters = Field(default_factory=RowFilters)
     dedup: bool = True
+    near_dedup: NearDedup = Field(default_factory=NearDedup)
     decontaminate: Decontamination = Field(default_factory=Decontamination)
     seed: int = Field(0, description="selection seed: same seed, nested volume subsets")
 

@@ -32,7 +32,7 @@ COMMON = ("__init__.py", "records.py", "provenance.py")
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "ingest": ("sources", "builtin", "ingest.py", "answers.py"),
     "synthesize": ("teachers", "builtin", "synthesis.py"),
-    "select": ("selection.py", "decontam.py", "textnorm.py"),
+    "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
     "train": ("training", "prompting.py"),
     "generate": ("generation.py", "prompting.py"),
     "grade": ("grading.py",),

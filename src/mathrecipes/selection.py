@@ -3,7 +3,9 @@
 For each part of the recipe's ``mix`` (in config order):
 
 1. gather the rows of its pool (a dataset file or every shard of a synthesis entry);
-2. exact dedup on the normalized problem text (the first row by id is kept);
+   drop the rows that fail the recipe's ``filters`` (lengths, answer types, pass rate);
+2. exact dedup on the normalized problem text (the first row by id is kept), then, when
+   ``near_dedup.enabled``, MinHash near-duplicate removal (:mod:`mathrecipes.neardup`);
 3. decontaminate against the configured benchmarks (:mod:`mathrecipes.decontam`): a verbatim,
    normalized-text or n-gram match removes the row, and every match is written to
    ``contamination.parquet``; pools are raw datasets or synthesis shards, so decontamination
@@ -21,6 +23,9 @@ remainder method, so they sum to the total exactly.
 
 Rows of different parts with the same problem text (e.g. a raw row and its distilled version) are
 kept; their number is reported as ``cross_part_duplicate_problems``.
+
+Every row dropped by a filter, exact dedup or near dedup is listed in ``removed.parquet``
+(``REMOVED_FIELDS``) with its reason; decontamination matches go to ``contamination.parquet``.
 """
 
 from __future__ import annotations
@@ -36,12 +41,14 @@ from typing import Any
 import pyarrow as pa
 
 from mathrecipes.decontam import BenchmarkIndex
+from mathrecipes.neardup import filter_reason, near_duplicates
 from mathrecipes.records import read_many, read_records, write_records, write_table
 from mathrecipes.textnorm import normalize
 
 log = logging.getLogger(__name__)
 
 CONTAM_FIELDS = ("train_id", "part", "benchmark", "benchmark_id", "kind", "overlap", "evidence")
+REMOVED_FIELDS = ("train_id", "part", "stage", "reason", "duplicate_of")
 
 
 class SelectionError(ValueError):
@@ -72,6 +79,7 @@ def select_recipe(
     out_train: str | Path,
     out_stats: str | Path,
     out_contamination: str | Path,
+    out_removed: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build ``recipes.<name>``; ``pools`` maps each mix part's ``from`` to its parquet files."""
     mix = list(spec["mix"])
@@ -88,27 +96,70 @@ def select_recipe(
             {b: read_records(benchmarks[b]) for b in bench_names}, n, min_overlap
         )
 
+    filters = {k: v for k, v in dict(spec.get("filters") or {}).items() if v is not None}
+    near = dict(spec.get("near_dedup") or {})
+    near_on = bool(near.get("enabled", False))
     parts_stats: list[dict[str, Any]] = []
     pools_rows: list[list[dict[str, str]]] = []
     matches_out: list[dict[str, str]] = []
+    removed_out: list[dict[str, str]] = []
     for i, part in enumerate(mix):
         src = part["from"]
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
         rows = sorted(read_many(pools[src]), key=lambda r: r["id"])
         gathered = len(rows)
+
+        def drop(
+            row_id: str, stage: str, reason: str, duplicate_of: str = "", part: str = src
+        ) -> None:
+            removed_out.append(
+                {
+                    "train_id": row_id,
+                    "part": part,
+                    "stage": stage,
+                    "reason": reason,
+                    "duplicate_of": duplicate_of,
+                }
+            )
+
+        filtered: dict[str, int] = {}
+        if filters:
+            passing = []
+            for r in rows:
+                why = filter_reason(r, filters)
+                if why is None:
+                    passing.append(r)
+                    continue
+                kind = why.split(":")[0]
+                filtered[kind] = filtered.get(kind, 0) + 1
+                drop(r["id"], "filter", why)
+            rows = passing
         dups = 0
         if spec.get("dedup", True):
-            seen: set[str] = set()
+            seen: dict[str, str] = {}
             unique = []
             for r in rows:
                 key = normalize(r["problem"])
                 if key in seen:
                     dups += 1
+                    drop(r["id"], "dedup", "same normalized problem text", seen[key])
                     continue
-                seen.add(key)
+                seen[key] = r["id"]
                 unique.append(r)
             rows = unique
+        near_dups = 0
+        if near_on:
+            rows, found_near = near_duplicates(
+                rows,
+                threshold=float(near.get("threshold", 0.8)),
+                num_perm=int(near.get("num_perm", 128)),
+                ngram=int(near.get("ngram", 5)),
+            )
+            rows = list(rows)
+            near_dups = len(found_near)
+            for d in found_near:
+                drop(d.row_id, "near_dedup", f"minhash jaccard {d.jaccard:.3f}", d.duplicate_of)
         contaminated = 0
         if index is not None:
             clean = []
@@ -138,7 +189,9 @@ def select_recipe(
                 "from": src,
                 "weight": part.get("weight"),
                 "gathered": gathered,
+                "filtered_removed": dict(sorted(filtered.items())),
                 "duplicates_removed": dups,
+                "near_duplicates_removed": near_dups,
                 "contaminated_removed": contaminated,
                 "pool": len(rows),
             }
@@ -193,6 +246,15 @@ def select_recipe(
         pa.table({f: [m[f] for m in matches_out] for f in CONTAM_FIELDS}, schema=schema),
         out_contamination,
     )
+    if out_removed is not None:
+        removed_out.sort(key=lambda m: (m["part"], m["train_id"]))
+        write_table(
+            pa.table(
+                {f: [m[f] for m in removed_out] for f in REMOVED_FIELDS},
+                schema=pa.schema([(f, pa.string()) for f in REMOVED_FIELDS]),
+            ),
+            out_removed,
+        )
     stats = {
         "recipe": name,
         "seed": seed,
@@ -201,6 +263,9 @@ def select_recipe(
         "max_total": t_max,
         "parts": parts_stats,
         "cross_part_duplicate_problems": cross,
+        "filters": filters,
+        "near_dedup": near if near_on else {"enabled": False},
+        "rows_removed_before_decontamination": len(removed_out),
         "decontamination": {
             "enabled": decon_on,
             "ngram": n,
