@@ -1,14 +1,17 @@
 """Teachers: the models (or programs) that write synthesized solutions.
 
-Only the programmatic ``builtin`` teacher exists so far; model-backed teachers (OpenAI-compatible
-servers, local transformers, vLLM) plug in behind the same ``Teacher`` protocol.
+The programmatic ``builtin`` teacher answers one problem at a time (``Teacher.solve``); model-backed
+teachers (``openai``: any OpenAI-compatible server) take a batch of requests
+(:class:`~mathrecipes.teachers.base.LLMBackend`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
+from mathrecipes.teachers.base import LLMBackend
 from mathrecipes.teachers.builtin import BuiltinTeacher, TeacherOutput
 
 
@@ -18,13 +21,21 @@ class Teacher(Protocol):
     def solve(self, problem: str, *, key: str) -> TeacherOutput: ...
 
 
-def make_teacher(spec: Mapping[str, Any]) -> Teacher:
+def make_teacher(
+    spec: Mapping[str, Any], *, cache_dir: str | Path | None = None
+) -> Teacher | LLMBackend:
+    """The teacher of a synthesis entry's ``teacher`` spec. ``cache_dir``: where a model
+    backend caches its responses unless the spec names its own folder."""
     backend = spec.get("backend", "builtin")
     if backend == "builtin":
         return BuiltinTeacher(
             error_rate=float(spec.get("error_rate", 0.0)), seed=int(spec.get("seed", 0))
         )
+    if backend == "openai":
+        from mathrecipes.teachers.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(spec, cache_dir=cache_dir)
     raise ValueError(f"synthesis teacher.backend: unknown backend {backend!r}")
 
 
-__all__ = ["BuiltinTeacher", "Teacher", "TeacherOutput", "make_teacher"]
+__all__ = ["BuiltinTeacher", "LLMBackend", "Teacher", "TeacherOutput", "make_teacher"]
