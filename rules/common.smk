@@ -10,6 +10,11 @@ from snakemake.exceptions import WorkflowError
 from mathrecipes.config import ConfigError, load_config, plain
 from mathrecipes.provenance import code_fingerprint
 from mathrecipes.sources import input_files
+from mathrecipes.synthesis.prompts import (
+    prompt_refs,
+    prompt_sha256,
+    resolve_prompt_path,
+)
 
 try:
     CFG = load_config(config)
@@ -75,6 +80,20 @@ def fingerprint(stage):
     return lambda wildcards: value
 
 
+def synth_fingerprint():
+    """The synthesis code fingerprint; an entry with an hf teacher also fingerprints the
+    student generation code its backend runs (editing that reruns only those entries).
+    """
+    synth, hf = code_fingerprint("synthesize"), code_fingerprint("teacher_hf")
+
+    def value(wildcards):
+        if CFG.synthesis[wildcards.synth].teacher.backend == "hf":
+            return f"{synth}+{hf}"
+        return synth
+
+    return value
+
+
 # ------------------------------------------------------------------ paths and inputs
 
 
@@ -119,6 +138,30 @@ def ingest_inputs(section):
 
 def synth_inputs(wildcards):
     return pool_files(CFG.synthesis[wildcards.synth].from_)
+
+
+def synth_prompt_files(wildcards):
+    """{config key: file} of the prompts a synthesis entry reads (none for the builtin teacher),
+    found in the working directory, else in the workflow's folder (the shipped prompts/). They
+    are inputs, and their sha256 params: editing a prompt reruns the entries that use it.
+    """
+    spec = plain(CFG.synthesis[wildcards.synth])
+    return {
+        key: resolve_prompt_path(path, [workflow.basedir])
+        for key, path in prompt_refs(spec).items()
+    }
+
+
+def synth_prompt_hashes(wildcards):
+    return {key: prompt_sha256(f) for key, f in synth_prompt_files(wildcards).items()}
+
+
+def synth_teacher_files(wildcards):
+    """A local model folder used as hf teacher is an input (editing it reruns the entry)."""
+    teacher = CFG.synthesis[wildcards.synth].teacher
+    if teacher.backend == "hf" and Path(teacher.model).is_dir():
+        return [teacher.model]
+    return []
 
 
 def select_pool_inputs(wildcards):

@@ -31,7 +31,10 @@ COMMON = ("__init__.py", "records.py", "provenance.py")
 
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "ingest": ("sources", "builtin", "ingest.py", "answers.py"),
-    "synthesize": ("teachers", "builtin", "synthesis.py"),
+    "synthesize": ("teachers", "builtin", "synthesis"),
+    # what the hf teacher backend reuses from student generation: part of the code parameter of
+    # the synthesis entries with an hf teacher only (rules/common.smk, synth_fingerprint)
+    "teacher_hf": ("generation.py", "training/data.py"),
     "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
     "train": ("training", "prompting.py"),
     "generate": ("generation.py", "prompting.py"),

@@ -1,7 +1,8 @@
 """Teachers: the models (or programs) that write synthesized solutions.
 
 The programmatic ``builtin`` teacher answers one problem at a time (``Teacher.solve``); model-backed
-teachers (``openai``: any OpenAI-compatible server) take a batch of requests
+teachers (``openai``: any OpenAI-compatible server; ``hf``: a local transformers model) take a
+batch of requests
 (:class:`~mathrecipes.teachers.base.LLMBackend`).
 """
 
@@ -35,6 +36,10 @@ def make_teacher(
         from mathrecipes.teachers.openai_backend import OpenAIBackend
 
         return OpenAIBackend(spec, cache_dir=cache_dir)
+    if backend == "hf":
+        from mathrecipes.teachers.hf_backend import HFBackend
+
+        return HFBackend(spec, cache_dir=cache_dir)
     raise ValueError(f"synthesis teacher.backend: unknown backend {backend!r}")
 
 

@@ -9,6 +9,10 @@ step is verified with sympy before the solution is returned.
 small amount (an arithmetic slip, as a language-model teacher makes). Slips are caught by step
 verification, and the synthesis stage rejects the row and records why. The slips are drawn from a
 generator seeded by ``seed`` and the row key, so they are reproducible.
+
+``rephrase`` tells the same problem with other sentence templates (same person, item, numbers and
+operations), so a rephrasing keeps its answer by construction. The ``structure`` method needs no
+teacher from here: its rule-based splitter works on any solution text.
 """
 
 from __future__ import annotations
@@ -17,10 +21,18 @@ import hashlib
 import random
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 
-from mathrecipes.builtin.arithmetic import SYMBOL, apply, sentence_patterns
+from mathrecipes.builtin.arithmetic import (
+    QUESTION,
+    START,
+    STEP,
+    SYMBOL,
+    apply,
+    sentence_patterns,
+)
 
 _SENTENCE_END = re.compile(r"(?<=[.?])\s+")
 
@@ -45,11 +57,43 @@ class TeacherOutput:
     reason: str = ""
 
 
+@dataclass
+class Rephrasing:
+    ok: bool
+    text: str = ""
+    reason: str = ""
+
+
 def parse_problem(problem: str) -> tuple[int, list[tuple[str, int]]]:
     """Recover (start value, [(op, operand), ...]) from a built-in problem text.
 
     Raises ValueError naming the sentence that matches no template.
     """
+    story = parse_story(problem)
+    return story.start, story.ops
+
+
+@dataclass
+class Story:
+    """What a built-in problem text says: who, what, the start value and the operations."""
+
+    name: str
+    item: str
+    start: int
+    ops: list[tuple[str, int]]
+
+    def render(self, rng: random.Random) -> str:
+        """The story told with templates drawn from ``rng`` (same numbers, same answer)."""
+        fields = {"name": self.name, "item": self.item}
+        sentences = [rng.choice(START).format(x=self.start, **fields)]
+        sentences += [rng.choice(STEP[op]).format(x=x, **fields) for op, x in self.ops]
+        sentences.append(rng.choice(QUESTION).format(**fields))
+        return " ".join(sentences)
+
+
+def parse_story(problem: str) -> Story:
+    """Recover the :class:`Story` of a built-in problem text; ValueError names the sentence
+    that matches no template."""
     sentences = [s for s in _SENTENCE_END.split(problem.strip()) if s]
     patterns = sentence_patterns()
     start: int | None = None
@@ -78,11 +122,11 @@ def parse_problem(problem: str) -> tuple[int, list[tuple[str, int]]]:
             break
         else:
             raise ValueError(f"sentence {i + 1} matches no template: {sentence!r}")
-    if start is None:
+    if start is None or who is None:
         raise ValueError("no start sentence")
     if not ops:
         raise ValueError("no operation sentence")
-    return start, ops
+    return Story(who[0], who[1], start, ops)
 
 
 def verify_step(step: Step) -> bool:
@@ -107,6 +151,27 @@ class BuiltinTeacher:
     def _rng(self, key: str) -> random.Random:
         digest = hashlib.sha256(f"{self.seed}|{key}".encode()).digest()
         return random.Random(int.from_bytes(digest[:8], "big"))
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance: the teacher's settings (what ``teacher:`` in the config says)."""
+        return {"backend": "builtin", "error_rate": self.error_rate, "seed": self.seed}
+
+    def rephrase(self, problem: str, *, key: str, attempts: int = 16) -> Rephrasing:
+        """The same problem told with other sentence templates: same person, item, numbers and
+        operations, hence the same answer (MetaMath-style rephrasing with the answer preserved
+        by construction). The templates are drawn from a generator seeded by ``seed`` and
+        ``key``; a draw that gives back the original text is redrawn up to ``attempts`` times."""
+        try:
+            story = parse_story(problem)
+        except ValueError as exc:
+            return Rephrasing(ok=False, reason=f"unparsed: {exc}")
+        rng = self._rng(f"rephrase|{key}")
+        original = " ".join(problem.split())
+        for _ in range(attempts):
+            text = story.render(rng)
+            if text != original:
+                return Rephrasing(ok=True, text=text)
+        return Rephrasing(ok=False, reason=f"unchanged: {attempts} draws gave the original text")
 
     def solve(self, problem: str, *, key: str) -> TeacherOutput:
         try:

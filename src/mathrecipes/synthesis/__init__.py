@@ -1,0 +1,192 @@
+"""Synthesis: run one method of one synthesis entry over one shard of its input.
+
+Rows are assigned to shards by a hash of their id (:func:`shard_of`), so a shard's content does not
+depend on row order, and shards of one entry can run in parallel or on different machines.
+Every input row of the shard ends up either as the parent of kept rows (the shard) or with rows
+in its rejects file saying why; the manifest counts both.
+
+Methods (:data:`METHODS`, the config's ``method``), each a function ``method(ctx, rows)``
+returning kept and rejected rows (:mod:`mathrecipes.synthesis.base`):
+
+``distill``    k teacher samples per problem, kept by a policy (verified / consistent / all),
+               with the pass rate per problem (:mod:`~mathrecipes.synthesis.distill`);
+``structure``  a solution rewritten into labelled steps, by rules or by the teacher, rejected if
+               its final answer changed (:mod:`~mathrecipes.synthesis.structure`);
+``rephrase``   new wordings of the problem with the answer preserved
+               (:mod:`~mathrecipes.synthesis.rephrase`).
+
+Entries chain (``from:`` another entry), so methods compose: e.g. ``rephrase`` then ``distill``
+on the rephrasings, then ``structure`` on the distilled solutions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mathrecipes.records import loads_meta, read_many, write_records, write_table
+from mathrecipes.synthesis.base import REJECT_FIELDS, REJECT_SCHEMA, Context, MethodResult
+from mathrecipes.synthesis.checking import AnswerChecker
+from mathrecipes.synthesis.distill import distill
+from mathrecipes.synthesis.prompts import (
+    REQUIRED_PLACEHOLDERS,
+    Prompt,
+    PromptError,
+    prompt_refs,
+)
+from mathrecipes.synthesis.rephrase import rephrase
+from mathrecipes.synthesis.structure import structure
+
+log = logging.getLogger(__name__)
+
+Method = Callable[[Context, list[dict[str, str]]], MethodResult]
+METHODS: dict[str, Method] = {"distill": distill, "structure": structure, "rephrase": rephrase}
+
+
+def shard_of(row_id: str, n_shards: int) -> int:
+    digest = hashlib.sha256(row_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n_shards
+
+
+def uses_teacher(spec: Mapping[str, Any]) -> bool:
+    """Whether the entry's method calls its teacher (the rule-based splitter does not)."""
+    return not (spec.get("method") == "structure" and spec.get("splitter", "rules") == "rules")
+
+
+def load_prompts(
+    name: str,
+    spec: Mapping[str, Any],
+    files: Mapping[str, str | Path] | None,
+    expected_sha256: Mapping[str, str | None] | None = None,
+) -> dict[str, Prompt]:
+    """The entry's prompts by key, read from ``files`` (key -> file, as the rule resolved them)
+    and checked for the placeholders the method needs. A hash that differs from
+    ``expected_sha256`` (the job's parameter) means the file changed after the job was planned:
+    an error, so that rows never record a prompt they were not made with."""
+    refs = prompt_refs(spec)
+    files = dict(files or {})
+    prompts = {}
+    method = str(spec.get("method", "distill"))
+    for key, path in refs.items():
+        prompt = Prompt.load(files.get(key, path), path=path)
+        prompt.require(*REQUIRED_PLACEHOLDERS[method, key], key=f"synthesis.{name}.{key}")
+        want = (expected_sha256 or {}).get(key)
+        if want is not None and want != prompt.sha256:
+            raise PromptError(
+                f"synthesis.{name}.{key} {path}: sha256 {prompt.sha256[:12]} differs from the "
+                f"planned {want[:12]}: the file changed during the run; run again"
+            )
+        prompts[key] = prompt
+    return prompts
+
+
+def synthesize_shard(
+    name: str,
+    spec: Mapping[str, Any],
+    input_paths: Iterable[str | Path],
+    shard: int,
+    out_path: str | Path,
+    rejects_path: str | Path,
+    *,
+    progress: bool = True,
+    prompt_files: Mapping[str, str | Path] | None = None,
+    prompt_sha256: Mapping[str, str | None] | None = None,
+    threads: int | None = None,
+    cache_dir: str | Path | None = None,
+    teacher: Any = None,
+) -> dict[str, Any]:
+    """Run ``spec``'s method over shard ``shard`` of the rows in ``input_paths``; write the kept
+    rows to ``out_path`` and the rejected ones to ``rejects_path``; return the summary.
+
+    ``prompt_files`` maps the spec's prompt keys to the files to read (default: the configured
+    paths); ``cache_dir`` is where a model teacher caches its responses (resume inside a
+    shard); ``teacher`` overrides the backend built from ``spec["teacher"]``.
+    """
+    n_shards = int(spec["shards"])
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"synthesis.{name}: shard {shard} out of range 0..{n_shards - 1}")
+    method = spec.get("method", "distill")
+    if method not in METHODS:
+        known = ", ".join(METHODS)
+        raise ValueError(f"synthesis.{name}.method: unknown method {method!r} (known: {known})")
+    rows = [r for r in read_many(input_paths) if shard_of(r["id"], n_shards) == shard]
+    rows.sort(key=lambda r: r["id"])
+    prompts = load_prompts(name, spec, prompt_files, prompt_sha256)
+    if teacher is None and uses_teacher(spec) and rows:
+        teacher = _make_teacher(spec, threads, cache_dir)
+    checker = AnswerChecker()
+    ctx = Context(name, spec, teacher, prompts, checker, progress=progress)
+    result = METHODS[method](ctx, rows)
+
+    write_records(result.kept, out_path)
+    write_table(pa.Table.from_pylist(result.rejected, schema=REJECT_SCHEMA), rejects_path)
+    reasons: dict[str, int] = {}
+    for r in result.rejected:
+        key = r["reason"].split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    parents = {r["id"] for r in rows}
+    kept_parents = {_parent_id(r) for r in result.kept}
+    summary = {
+        "method": method,
+        "input_rows": len(rows),
+        "kept": len(result.kept),
+        "rejected": len(result.rejected),
+        "reject_reasons": dict(sorted(reasons.items())),
+        "parents_kept": len(kept_parents & parents),
+        "parents_without_kept_row": len(parents - kept_parents),
+        **result.stats,
+        "teacher": ctx.teacher_info,
+        "prompts": {k: p.ref() for k, p in prompts.items()},
+        "usage": ctx.usage if ctx.model_teacher else None,
+        "grader": checker.version(),
+    }
+    log.info(
+        "synthesis %s shard %d: %d input rows, %d kept, %d rejected %s",
+        name,
+        shard,
+        len(rows),
+        len(result.kept),
+        len(result.rejected),
+        summary["reject_reasons"],
+    )
+    return summary
+
+
+def _parent_id(row: Mapping[str, str]) -> str:
+    return loads_meta(row["meta"])["parent_id"]
+
+
+def _make_teacher(spec: Mapping[str, Any], threads: int | None, cache_dir: Any) -> Any:
+    from mathrecipes.teachers import make_teacher
+
+    teacher_spec = dict(spec.get("teacher") or {})
+    backend = teacher_spec.get("backend", "builtin")
+    if backend == "builtin":
+        return make_teacher(teacher_spec)
+    if threads and backend == "hf":
+        import torch
+
+        torch.set_num_threads(threads)
+    return make_teacher(teacher_spec, cache_dir=cache_dir)
+
+
+__all__ = [
+    "METHODS",
+    "REJECT_FIELDS",
+    "REJECT_SCHEMA",
+    "AnswerChecker",
+    "Context",
+    "MethodResult",
+    "Prompt",
+    "PromptError",
+    "load_prompts",
+    "prompt_refs",
+    "shard_of",
+    "synthesize_shard",
+    "uses_teacher",
+]
