@@ -8,13 +8,16 @@ Every section is a pydantic model with ``extra="forbid"``; defaults live here an
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -101,14 +104,181 @@ class TeacherSpec(Strict):
     seed: int = 0
 
 
+class OpenAITeacherSpec(Strict):
+    """Any OpenAI-compatible server: vLLM, SGLang, `transformers serve`, hosted APIs."""
+
+    backend: Literal["openai"]
+    model: str = Field(min_length=1, description="model name as the server knows it")
+    base_url: str = Field(
+        pattern=r"^https?://", description="API root, e.g. http://127.0.0.1:8000/v1"
+    )
+    api_key_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the API key (never the key)",
+    )
+    # sampling defaults for the requests a method builds
+    max_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int = Field(0, description="each request's seed is derived from it and the row key")
+    # how to talk to the server: these do not change the responses (not job params)
+    concurrency: int = Field(8, ge=1, le=1024, description="requests in flight at once")
+    timeout_s: float = Field(300.0, gt=0, description="per attempt")
+    max_retries: int = Field(6, ge=0, le=100)
+    backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles, up to 60 s")
+    on_unavailable: Literal["fail", "reject"] = Field(
+        "fail",
+        description="requests still failing after max_retries (no connection, timeouts, 429, "
+        "5xx): fail the job (rerun resumes from the cache) or reject those rows",
+    )
+    cache_dir: str | None = Field(None, description="default: <results>/cache/teachers")
+
+    # Fields that change how the server is reached, not what it answers.
+    OPERATIONAL: ClassVar[tuple[str, ...]] = (
+        "base_url",
+        "api_key_env",
+        "concurrency",
+        "timeout_s",
+        "max_retries",
+        "backoff_s",
+        "on_unavailable",
+        "cache_dir",
+    )
+
+
+def _teacher_backend(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("backend", "builtin")
+    return getattr(value, "backend", "builtin")
+
+
+class HFTeacherSpec(Strict):
+    """A local transformers causal LM as teacher: a model folder or a Hugging Face Hub id.
+
+    Chat template when the tokenizer has one, else the prompt's parts as plain text; batched;
+    every request sampled from its own seed (derived from ``seed`` and the row), so a sample
+    does not depend on which batch it ran in."""
+
+    backend: Literal["hf"]
+    model: str = Field(min_length=1, description="a local model folder or a Hub model id")
+    revision: str | None = Field(None, description="Hub branch, tag or commit; pin a commit")
+    max_new_tokens: int = Field(1024, gt=0)
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    batch_size: int = Field(16, gt=0, description="requests per forward batch")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto = bfloat16 on a GPU, float32 on a CPU"
+    )
+    seed: int = Field(0, description="each request's seed is derived from it and the row key")
+
+
+AnyTeacherSpec = Annotated[
+    Annotated[TeacherSpec, Tag("builtin")]
+    | Annotated[OpenAITeacherSpec, Tag("openai")]
+    | Annotated[HFTeacherSpec, Tag("hf")],
+    Discriminator(_teacher_backend),
+]
+TEACHER_TAGS = ("builtin", "openai", "hf")
+
+
 class SynthesisSpec(Strict):
+    """One synthesis entry: a ``method`` applied by a ``teacher`` to a pool (see
+    ``mathrecipes.synthesis``). Keys of another method are rejected, and left out of the job's
+    parameters, so that an entry's parameters are exactly what its method reads."""
+
     from_: Name = Field(alias="from", description="a dataset or another synthesis entry")
-    method: Literal["distill"] = "distill"
-    format: Literal["structured"] = "structured"
-    teacher: TeacherSpec = Field(default_factory=TeacherSpec)
+    method: Literal["distill", "structure", "rephrase"] = "distill"
+    teacher: AnyTeacherSpec = Field(default_factory=TeacherSpec)
     shards: int = Field(2, ge=1, le=4096)
+    prompt: str | None = Field(
+        None,
+        description="prompt file of a model teacher (default prompts/<method>/default.txt); "
+        "its sha256 is a job parameter",
+    )
+    # distill
+    format: Literal["structured"] = Field(
+        "structured", description="distill, builtin teacher: one line per step, then \\boxed{}"
+    )
+    samples: int = Field(1, ge=1, le=256, description="distill: samples per problem (k)")
+    keep: Literal["verified", "consistent", "all"] = Field(
+        "verified",
+        description="distill: verified = the grader matches the gold answer; consistent = the "
+        "majority answer among the samples (no gold needed); all = every answered sample",
+    )
+    per_problem: int = Field(1, ge=1, description="distill: most kept samples per problem")
+    min_agreement: float = Field(
+        0.5, gt=0, le=1, description="distill, keep consistent: least share of the samples"
+    )
+    # structure
+    splitter: Literal["rules", "teacher"] = Field(
+        "rules", description="structure: rule-based step splitter, or the teacher with a prompt"
+    )
+    # rephrase
+    n_rephrasings: int = Field(1, ge=1, le=64, description="rephrase: rephrasings per problem")
+    verify: bool = Field(
+        True, description="rephrase: the teacher solves each rephrasing; answer must match"
+    )
+    solve_prompt: str | None = Field(
+        None, description="rephrase, model teacher: prompt of the verifying solve (distill's)"
+    )
+    solution: Literal["teacher", "parent"] = Field(
+        "teacher", description="rephrase: the verifying solution, or the parent row's solution"
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    COMMON_FIELDS: ClassVar[tuple[str, ...]] = ("from_", "method", "teacher", "shards")
+    METHOD_FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "distill": ("prompt", "format", "samples", "keep", "per_problem", "min_agreement"),
+        "structure": ("prompt", "splitter"),
+        "rephrase": ("prompt", "n_rephrasings", "verify", "solve_prompt", "solution"),
+    }
+
+    def foreign_fields(self) -> set[str]:
+        """Fields of the other methods (never set; not part of the entry's parameters)."""
+        own = {*self.COMMON_FIELDS, *self.METHOD_FIELDS[self.method]}
+        return {f for f in type(self).model_fields if f not in own}
+
+    @model_serializer(mode="wrap")
+    def _own_fields(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        return {k: v for k, v in data.items() if k not in self.foreign_fields()}
+
+    @model_validator(mode="after")
+    def _method_keys(self) -> SynthesisSpec:
+        foreign = sorted(self.model_fields_set & self.foreign_fields())
+        if foreign:
+            owners = {f: [m for m, fs in self.METHOD_FIELDS.items() if f in fs][0] for f in foreign}
+            raise ValueError(
+                "; ".join(
+                    f"'{f}' is a key of method {owners[f]}, not {self.method}" for f in foreign
+                )
+            )
+        builtin = self.teacher.backend == "builtin"
+        temperature = getattr(self.teacher, "temperature", None)
+        if builtin and (self.prompt or self.solve_prompt):
+            raise ValueError("the builtin teacher takes no prompt (prompts are for model teachers)")
+        if self.method == "distill":
+            if self.keep == "consistent" and self.samples < 2:
+                raise ValueError("keep: consistent needs samples >= 2 (a majority among samples)")
+            if "min_agreement" in self.model_fields_set and self.keep != "consistent":
+                raise ValueError("min_agreement applies to keep: consistent only")
+            if self.per_problem > self.samples:
+                raise ValueError(f"per_problem ({self.per_problem}) > samples ({self.samples})")
+            if self.samples > 1 and temperature == 0:
+                raise ValueError("samples > 1 needs teacher.temperature > 0 (greedy samples agree)")
+        if self.method == "structure":
+            if self.splitter == "rules" and not builtin:
+                raise ValueError("splitter: rules uses no teacher; leave teacher out")
+            if self.splitter == "teacher" and builtin:
+                raise ValueError("the builtin teacher does not rewrite text: splitter: rules")
+        if self.method == "rephrase":
+            if self.solution == "teacher" and not self.verify:
+                raise ValueError("solution: teacher needs verify: true (the verifying solve)")
+            if self.n_rephrasings > 1 and temperature == 0:
+                raise ValueError("n_rephrasings > 1 needs teacher.temperature > 0")
+        return self
 
 
 # --------------------------------------------------------------------------- recipes
@@ -510,7 +680,18 @@ def _format_errors(exc: ValidationError) -> list[str]:
         # pydantic puts the tag of a tagged union into the path: datasets.<name>.<tag>.<key>
         if len(parts) > 2 and parts[0] in ("datasets", "benchmarks") and parts[2] in SOURCE_TAGS:
             del parts[2]
+        # ... and so does the teacher union: synthesis.<name>.teacher.<backend>.<key>
+        teacher = len(parts) > 2 and parts[0] == "synthesis" and parts[2] == "teacher"
+        if teacher and len(parts) > 3 and parts[3] in TEACHER_TAGS:
+            del parts[3]
         loc = ".".join(str(p) for p in parts)
+        if teacher and len(parts) == 3 and err["type"] == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("tag")
+            lines.append(
+                f"config key '{loc}.backend': unknown teacher backend {tag!r} "
+                f"(expected one of {', '.join(TEACHER_TAGS)})"
+            )
+            continue
         value = err.get("input")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
