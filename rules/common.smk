@@ -15,6 +15,7 @@ from mathrecipes.synthesis.prompts import (
     prompt_sha256,
     resolve_prompt_path,
 )
+from mathrecipes.teachers.operational import as_resources, split_operational
 
 try:
     CFG = load_config(config)
@@ -50,7 +51,12 @@ def benchmark_spec(wildcards):
 
 
 def synth_spec(wildcards):
-    return plain(CFG.synthesis[wildcards.synth])
+    """The entry's spec without its teacher's operational settings (how an openai server is
+    reached: they do not change the answers); those travel as resources (synth_teacher_setting).
+    """
+    spec = plain(CFG.synthesis[wildcards.synth])
+    spec["teacher"], _ = split_operational(spec["teacher"])
+    return spec
 
 
 def recipe_spec(wildcards):
@@ -320,6 +326,19 @@ def student_mem_mb(wildcards, attempt):
 
 def train_runtime(wildcards, attempt):
     return student_resources(wildcards).runtime * attempt
+
+
+def synth_teacher_setting(name):
+    """One operational setting of a synthesis entry's teacher as a resource (integers and
+    strings only: seconds as milliseconds, unset as ""; see mathrecipes.teachers.operational),
+    and the teacher response cache folder: the teacher's cache_dir, else <results>/cache/teachers.
+    """
+
+    def value(wildcards):
+        teacher = plain(CFG.synthesis[wildcards.synth])["teacher"]
+        return as_resources(teacher, f"{R}/cache/teachers")[name]
+
+    return value
 
 
 def benchmark_rows(name):

@@ -576,3 +576,48 @@ def test_make_teacher_builds_each_backend(tmp_path):
     own = make_teacher({**spec, "cache_dir": str(tmp_path / "own")}, cache_dir=tmp_path)
     assert own.cache_path == tmp_path / "own" / CACHE_FILE  # the spec's folder wins
     assert set(OpenAITeacherSpec.OPERATIONAL) < set(OpenAITeacherSpec.model_fields)
+
+
+def test_operational_settings_travel_as_resources_and_back():
+    from mathrecipes.teachers.operational import (
+        CACHE_RESOURCE,
+        ENCODING,
+        RESOURCES,
+        as_resources,
+        from_resources,
+        split_operational,
+        with_settings,
+    )
+
+    assert set(ENCODING) | {"cache_dir"} == set(OpenAITeacherSpec.OPERATIONAL)
+    teacher = OpenAITeacherSpec.model_validate(
+        {
+            "backend": "openai",
+            "model": "m",
+            "base_url": "http://h:8000/v1",
+            "timeout_s": 2.5,
+            "backoff_s": 0.05,
+            "max_retries": 0,
+            "api_key_env": "K",
+        }  # fmt: skip
+    ).model_dump()
+    answers, settings = split_operational(teacher)
+    assert set(settings) == set(OpenAITeacherSpec.OPERATIONAL)
+    assert not set(answers) & set(settings) and answers["model"] == "m"
+    res = as_resources(teacher, "results/cache/teachers")
+    assert set(res) == set(RESOURCES)
+    assert all(isinstance(v, int | str) for v in res.values())  # what Snakemake keeps exactly
+    assert res[CACHE_RESOURCE] == "results/cache/teachers"
+    back = from_resources(res)
+    assert back == {k: v for k, v in settings.items() if k != "cache_dir"}
+    rebuilt = with_settings({"method": "distill", "teacher": answers}, back)["teacher"]
+    assert OpenAITeacherSpec.model_validate(rebuilt).model_dump() == {**teacher}
+    # no api_key_env: "" and back to None; the spec's own cache folder wins
+    own = {**teacher, "api_key_env": None, "cache_dir": "/scratch/cache"}
+    res = as_resources(own, "results/cache/teachers")
+    assert res["teacher_api_key_env"] == "" and res[CACHE_RESOURCE] == "/scratch/cache"
+    assert from_resources(res)["api_key_env"] is None
+    # other backends have no operational fields: nothing to merge
+    builtin = {"backend": "builtin", "error_rate": 0.0, "seed": 0}
+    assert split_operational(builtin) == (builtin, {})
+    assert from_resources(as_resources(builtin, "c")) == {}

@@ -23,6 +23,7 @@ from mathrecipes.grading import VERDICTS
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
+SYNTH_OPENAI = REPO / "tests" / "configs" / "synth_openai.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 pytestmark = pytest.mark.slow
@@ -262,6 +263,45 @@ def test_checkpointing_edit_reruns_nothing(tiny_run):
         raw["students"]["nano"]["checkpointing"] = {"every_steps": 7, "every_minutes": 1}
 
     assert _dry_run_after(tiny_run, edit) == set()
+
+
+def test_openai_teacher_connection_edits_rerun_nothing(tmp_path, pkg_env):
+    """How an openai teacher's server is reached is not a param: editing it reruns nothing,
+    while a sampling edit reruns the entry. The teacher points at a closed port (no server:
+    every request fails at once and, with `on_unavailable: reject`, is a rejected row)."""
+    _, env = pkg_env
+    raw = yaml.safe_load(SYNTH_OPENAI.read_text())
+    entry = raw["synthesis"]["distilled"]
+    entry["teacher"].update(max_retries=0, on_unavailable="reject")
+    raw["synthesis"] = {"distilled": entry}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run_snakemake(tmp_path, "--configfile", str(config), "--cores", "1", "all_synthesis", env=env)
+    shards = {J("synthesize_shard", synth="distilled", shard=k) for k in (0, 1)}
+    res = tmp_path / "results" / "synth" / "distilled"
+    rejects = pl.concat([pl.read_parquet(res / f"shard-{k}.rejects.parquet") for k in (0, 1)])
+    assert rejects.height == 10 * 3 and rejects["reason"].str.starts_with("teacher_error").all()
+    manifest = json.loads((res / "shard-0.manifest.json").read_text())
+    teacher = manifest["params"]["teacher"]
+    assert teacher["model"] == "tiny-teacher" and teacher["temperature"] == 0.8
+    assert not set(teacher) & {"base_url", "concurrency", "timeout_s", "cache_dir"}
+    assert manifest["teacher_settings"]["concurrency"] == 4
+    assert manifest["teacher_settings"]["timeout_s"] == 60.0
+
+    def dry_run(**teacher_edit) -> set:
+        edited = yaml.safe_load(config.read_text())
+        edited["synthesis"]["distilled"]["teacher"].update(teacher_edit)
+        path = tmp_path / "edited.yaml"
+        path.write_text(yaml.safe_dump(edited, sort_keys=False))
+        proc = run_snakemake(tmp_path, "--configfile", str(path), "-n", "all_synthesis", env=env)
+        return planned_jobs(proc.stdout)
+
+    assert dry_run(concurrency=16) == set()
+    assert dry_run(timeout_s=5.5) == set()
+    moved = dict(base_url="http://10.0.0.7:8000/v1", api_key_env="TEACHER_KEY", max_retries=9,
+                 backoff_s=2.0, on_unavailable="fail", cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    assert dry_run(**moved) == set()
+    assert dry_run(temperature=0.7) == shards | {J("all_synthesis")}
 
 
 def test_grader_code_edit_regrades_only(tiny_run, pkg_env):
