@@ -13,7 +13,12 @@ returning kept and rejected rows (:mod:`mathrecipes.synthesis.base`):
 ``structure``  a solution rewritten into labelled steps, by rules or by the teacher, rejected if
                its final answer changed (:mod:`~mathrecipes.synthesis.structure`);
 ``rephrase``   new wordings of the problem with the answer preserved
-               (:mod:`~mathrecipes.synthesis.rephrase`).
+               (:mod:`~mathrecipes.synthesis.rephrase`);
+``rewrite``    a raw text chunk rewritten into a textbook-style article, judged by an LLM with
+               a rubric and a threshold, near duplicates removed
+               (:mod:`~mathrecipes.synthesis.rewrite`);
+``extract``    question / solution pairs extracted from a raw text chunk, each judged, near
+               duplicates removed (:mod:`~mathrecipes.synthesis.extract`).
 
 Entries chain (``from:`` another entry), so methods compose: e.g. ``rephrase`` then ``distill``
 on the rephrasings, then ``structure`` on the distilled solutions.
@@ -33,6 +38,7 @@ from mathrecipes.records import loads_meta, read_many, write_records, write_tabl
 from mathrecipes.synthesis.base import REJECT_FIELDS, REJECT_SCHEMA, Context, MethodResult
 from mathrecipes.synthesis.checking import AnswerChecker
 from mathrecipes.synthesis.distill import distill
+from mathrecipes.synthesis.extract import extract
 from mathrecipes.synthesis.prompts import (
     REQUIRED_PLACEHOLDERS,
     Prompt,
@@ -40,12 +46,21 @@ from mathrecipes.synthesis.prompts import (
     prompt_refs,
 )
 from mathrecipes.synthesis.rephrase import rephrase
+from mathrecipes.synthesis.rewrite import rewrite
 from mathrecipes.synthesis.structure import structure
 
 log = logging.getLogger(__name__)
 
 Method = Callable[[Context, list[dict[str, str]]], MethodResult]
-METHODS: dict[str, Method] = {"distill": distill, "structure": structure, "rephrase": rephrase}
+METHODS: dict[str, Method] = {
+    "distill": distill,
+    "structure": structure,
+    "rephrase": rephrase,
+    "rewrite": rewrite,
+    "extract": extract,
+}
+# Methods whose outputs an LLM judge scores (the spec's `judge` teacher, else its `teacher`).
+JUDGED_METHODS = ("rewrite", "extract")
 
 
 def shard_of(row_id: str, n_shards: int) -> int:
@@ -99,13 +114,15 @@ def synthesize_shard(
     threads: int | None = None,
     cache_dir: str | Path | None = None,
     teacher: Any = None,
+    judge: Any = None,
 ) -> dict[str, Any]:
     """Run ``spec``'s method over shard ``shard`` of the rows in ``input_paths``; write the kept
     rows to ``out_path`` and the rejected ones to ``rejects_path``; return the summary.
 
     ``prompt_files`` maps the spec's prompt keys to the files to read (default: the configured
     paths); ``cache_dir`` is where a model teacher caches its responses (resume inside a
-    shard); ``teacher`` overrides the backend built from ``spec["teacher"]``.
+    shard); ``teacher`` overrides the backend built from ``spec["teacher"]``, ``judge`` the one
+    built from ``spec["judge"]`` (rewrite, extract; without either the teacher judges).
     """
     n_shards = int(spec["shards"])
     if not 0 <= shard < n_shards:
@@ -119,8 +136,10 @@ def synthesize_shard(
     prompts = load_prompts(name, spec, prompt_files, prompt_sha256)
     if teacher is None and uses_teacher(spec) and rows:
         teacher = _make_teacher(spec, threads, cache_dir)
+    if judge is None and method in JUDGED_METHODS and spec.get("judge") and rows:
+        judge = _make_teacher({"teacher": spec["judge"]}, threads, cache_dir)
     checker = AnswerChecker()
-    ctx = Context(name, spec, teacher, prompts, checker, progress=progress)
+    ctx = Context(name, spec, teacher, prompts, checker, progress=progress, judge=judge)
     result = METHODS[method](ctx, rows)
 
     write_records(result.kept, out_path)
@@ -176,6 +195,7 @@ def _make_teacher(spec: Mapping[str, Any], threads: int | None, cache_dir: Any) 
 
 
 __all__ = [
+    "JUDGED_METHODS",
     "METHODS",
     "REJECT_FIELDS",
     "REJECT_SCHEMA",

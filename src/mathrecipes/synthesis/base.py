@@ -113,12 +113,17 @@ class Context:
         checker: AnswerChecker,
         *,
         progress: bool = True,
+        judge: Any = None,
     ) -> None:
         self.name = name
         self.spec = spec
         self.method = str(spec.get("method", "distill"))
         self.teacher = teacher
         self.teacher_info = teacher.describe() if teacher is not None else None
+        # rewrite / extract: the judge backend (None: the teacher judges), see judging.py
+        self.judge = judge
+        self.judge_info: dict[str, Any] | None = None
+        self.near_dedup_removed = 0
         self.prompts = dict(prompts)
         self.checker = checker
         self.progress = progress

@@ -8,9 +8,12 @@ single user message. The last message must be a user message (the teacher answer
 ``[user]`` / ``[assistant]`` pairs are few-shot examples.
 
 Placeholders, replaced in every message: ``{problem}``, ``{solution}`` and ``{answer}`` (the input
-row's fields). Nothing else is substituted, so LaTeX braces (``\\boxed{}``) need no escaping.
-Each method checks that the placeholders it needs are there (``distill``: ``{problem}``;
-``structure``: ``{problem}`` and ``{solution}``; ``rephrase``: ``{problem}``).
+row's fields), ``{text}`` (``rewrite`` / ``extract``: the raw text chunk) and ``{article}``
+(``rewrite``'s judge: the article to score). Nothing else is substituted, so LaTeX braces
+(``\\boxed{}``) need no escaping. Each method checks that the placeholders it needs are there
+(``distill``: ``{problem}``; ``structure``: ``{problem}`` and ``{solution}``; ``rephrase``:
+``{problem}``; ``rewrite`` / ``extract``: ``{text}``; their judges: ``{article}``, resp.
+``{problem}`` and ``{solution}``).
 
 The sha256 of the file's bytes (comments included) is a parameter of every synthesis job that
 uses it and is written into the provenance of every row: editing a prompt reruns exactly the
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
-PLACEHOLDERS = ("problem", "solution", "answer")
+PLACEHOLDERS = ("problem", "solution", "answer", "text", "article")
 _ROLE_LINE = re.compile(r"^\[(system|user|assistant)\]\s*$")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
@@ -39,6 +42,13 @@ DEFAULT_PROMPTS = {
     "distill": "prompts/distill/default.txt",
     "structure": "prompts/structure/default.txt",
     "rephrase": "prompts/rephrase/default.txt",
+    "rewrite": "prompts/rewrite/default.txt",
+    "extract": "prompts/extract/default.txt",
+}
+# The judge prompt of the judged methods unless `judge_prompt` names another.
+DEFAULT_JUDGE_PROMPTS = {
+    "rewrite": "prompts/judge/rewrite.txt",
+    "extract": "prompts/judge/extract.txt",
 }
 # rephrase's verifying solve uses distill's prompt unless `solve_prompt` names another.
 DEFAULT_SOLVE_PROMPT = DEFAULT_PROMPTS["distill"]
@@ -48,6 +58,10 @@ REQUIRED_PLACEHOLDERS = {
     ("structure", "prompt"): ("problem", "solution"),
     ("rephrase", "prompt"): ("problem",),
     ("rephrase", "solve_prompt"): ("problem",),
+    ("rewrite", "prompt"): ("text",),
+    ("rewrite", "judge_prompt"): ("article",),
+    ("extract", "prompt"): ("text",),
+    ("extract", "judge_prompt"): ("problem", "solution"),
 }
 
 
@@ -134,8 +148,9 @@ class Prompt:
 def prompt_refs(spec: Mapping[str, Any]) -> dict[str, str]:
     """The prompt files a synthesis entry reads, as ``{key: configured path}``.
 
-    ``key`` is the config key (``prompt``, ``solve_prompt``); defaults are filled in. The builtin
-    teacher and the rule-based splitter read none.
+    ``key`` is the config key (``prompt``, ``solve_prompt``, ``judge_prompt``); defaults are
+    filled in. The builtin teacher and the rule-based splitter read none; ``rewrite`` and
+    ``extract`` also read their judge's rubric (``judge_prompt``).
     """
     teacher = (spec.get("teacher") or {}).get("backend", "builtin")
     method = spec.get("method", "distill")
@@ -146,6 +161,8 @@ def prompt_refs(spec: Mapping[str, Any]) -> dict[str, str]:
     refs = {"prompt": spec.get("prompt") or DEFAULT_PROMPTS[method]}
     if method == "rephrase" and spec.get("verify", True):
         refs["solve_prompt"] = spec.get("solve_prompt") or DEFAULT_SOLVE_PROMPT
+    if method in DEFAULT_JUDGE_PROMPTS:
+        refs["judge_prompt"] = spec.get("judge_prompt") or DEFAULT_JUDGE_PROMPTS[method]
     return refs
 
 

@@ -1,0 +1,92 @@
+"""``rewrite``: a raw text chunk rewritten by the teacher into a textbook-style article
+(background, definitions, formulas, a worked example), scored by an LLM judge, near-duplicate
+articles removed.
+
+The chunk is the input row's ``text_field``: ``problem`` (default), ``solution`` or ``both``
+(problem, blank line, solution). Raw text goes in with a ``local`` / ``hf`` source whose
+``fields`` map its text column to ``problem`` (``{problem: text}``); the canonical record also
+needs a non-empty ``answer`` column, which the kept row carries along. The teacher gets
+``prompt`` (``{text}``, and ``{problem}`` / ``{solution}`` / ``{answer}`` if it wants them), one
+request per row (key ``<row id>#0``). Then (:mod:`~mathrecipes.synthesis.judging`) the judge
+scores each article with ``judge_prompt`` (``{article}``, ``{text}``), articles scoring below
+``min_score`` are rejected, and among the rest near duplicates (MinHash on the article) are
+rejected.
+
+Rejected (one row per input row that has no article kept): ``teacher_error``, ``truncated``,
+``empty`` (no article in the output), ``unchanged`` (the article is the chunk again),
+``no_text`` (the chunk is empty), ``judge_failed``, ``judge_unparseable``, ``low_score``,
+``near_duplicate``.
+
+A kept row (id ``<entry>/<parent id>``) has the chunk as ``problem``, the article as
+``solution`` and the parent's ``answer`` / ``answer_type``; its meta has the usual provenance,
+``text_field`` and ``judge`` (teacher, prompt, sampling, score, min_score, output).
+"""
+
+from __future__ import annotations
+
+from mathrecipes.synthesis.base import Context, MethodResult, Sample
+from mathrecipes.synthesis.judging import (
+    drop_near_duplicates,
+    judge,
+    judged_stats,
+    source_text,
+    strip_think,
+)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def rewrite(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
+    field = str(ctx.spec.get("text_field", "problem"))
+    result = MethodResult()
+    jobs = []
+    for row in rows:
+        s = Sample(row, 0, f"{row['id']}#0", prompt_key="prompt")
+        text = source_text(row, field)
+        s.extra["text"] = text
+        if not text:
+            result.rejected.append(ctx.reject(s, f"no_text: the row's {field} is empty"))
+            continue
+        values = {"text": text, "problem": row["problem"], "solution": row["solution"]}
+        jobs.append((s, {**values, "answer": row["answer"]}))
+    ctx.generate(jobs)
+
+    candidates = []
+    for s, _ in jobs:
+        article = strip_think(s.text)
+        failure = s.failure()
+        if failure is None and not article:
+            failure = "empty: no article in the output"
+        elif failure is None and _norm(article) == _norm(s.extra["text"]):
+            failure = "unchanged: the article is the source text"
+        if failure is not None:
+            result.rejected.append(ctx.reject(s, failure))
+            continue
+        s.extra["article"] = article
+        candidates.append((s, {"article": article, "text": s.extra["text"]}))
+
+    passed = judge(ctx, candidates, result.rejected)
+    kept = drop_near_duplicates(
+        ctx,
+        passed,
+        row_id=lambda s: f"{ctx.name}/{s.parent['id']}",
+        text=lambda s: s.extra["article"],
+        rejected=result.rejected,
+    )
+    for s, info in kept:
+        meta = {"text_field": field, "judge": info}
+        result.kept.append(
+            ctx.keep(
+                s,
+                several=False,
+                problem=s.extra["text"],
+                solution=s.extra["article"],
+                answer=s.parent["answer"],
+                meta=meta,
+            )
+        )
+    result.kept.sort(key=lambda r: r["id"])
+    result.stats.update(judged_stats(ctx))
+    return result
