@@ -392,8 +392,10 @@ def test_paper_config_dry_runs_offline(tmp_path, pkg_env):
     rules = {}
     for rule, _ in jobs:
         rules[rule] = rules.get(rule, 0) + 1
-    # 6 datasets, 5 benchmarks, 5 recipes, 1 student x 3 seeds, 5 x 3 x 5 evaluations
+    # 8 datasets, 5 benchmarks, 3 synthesis entries (16 + 16 + 4 shards; their teacher servers
+    # are not needed to plan), 8 recipes, 1 student x 3 seeds, 8 x 3 x 5 evaluations
     assert rules == {
-        "ingest_dataset": 6, "build_benchmark": 5, "select_recipe": 5, "train_student": 15,
-        "generate_answers": 75, "grade_generations": 75, "make_tables": 1, "all": 1,
+        "ingest_dataset": 8, "build_benchmark": 5, "synthesize_shard": 36, "select_recipe": 8,
+        "train_student": 24, "generate_answers": 120, "grade_generations": 120, "make_tables": 1,
+        "all": 1,
     }  # fmt: skip
