@@ -15,7 +15,7 @@ from mathrecipes.synthesis.prompts import (
     prompt_sha256,
     resolve_prompt_path,
 )
-from mathrecipes.teachers.operational import as_resources, split_operational
+from mathrecipes.teachers.operational import ROLES, as_resources, split_operational
 
 try:
     CFG = load_config(config)
@@ -51,11 +51,13 @@ def benchmark_spec(wildcards):
 
 
 def synth_spec(wildcards):
-    """The entry's spec without its teacher's operational settings (how an openai server is
-    reached: they do not change the answers); those travel as resources (synth_teacher_setting).
-    """
+    """The entry's spec without the operational settings of its teacher and judge (how an
+    openai server is reached: they do not change the answers); those travel as resources
+    (synth_teacher_setting)."""
     spec = plain(CFG.synthesis[wildcards.synth])
-    spec["teacher"], _ = split_operational(spec["teacher"])
+    for role in ROLES:  # the teacher, and the judge of the judged methods
+        if spec.get(role):
+            spec[role], _ = split_operational(spec[role])
     return spec
 
 
@@ -329,14 +331,15 @@ def train_runtime(wildcards, attempt):
 
 
 def synth_teacher_setting(name):
-    """One operational setting of a synthesis entry's teacher as a resource (integers and
-    strings only: seconds as milliseconds, unset as ""; see mathrecipes.teachers.operational),
-    and the teacher response cache folder: the teacher's cache_dir, else <results>/cache/teachers.
-    """
+    """One operational setting of a synthesis entry's teacher or judge (`teacher_...`,
+    `judge_...`) as a resource: integers and strings only, seconds as milliseconds, unset as ""
+    (mathrecipes.teachers.operational). `<role>_cache_dir` is the response cache folder: the
+    spec's cache_dir, else <results>/cache/teachers."""
+    role = name.split("_", 1)[0]
 
     def value(wildcards):
-        teacher = plain(CFG.synthesis[wildcards.synth])["teacher"]
-        return as_resources(teacher, f"{R}/cache/teachers")[name]
+        spec = plain(CFG.synthesis[wildcards.synth])
+        return as_resources(spec.get(role), f"{R}/cache/teachers", role)[name]
 
     return value
 

@@ -1,9 +1,9 @@
 # Synthesis: one shard of one synthesis entry (distill, structure, rephrase). Entries may chain
 # and are shared by every recipe that uses them. Prompt files are inputs and their sha256 params
 # (editing a prompt reruns exactly the entries that use it); a local hf teacher folder is an input.
-# How an openai teacher's server is reached (base_url, api_key_env, concurrency, timeouts, retries,
-# on_unavailable) and where responses are cached are resources, not params: editing them reruns
-# nothing (answers are cached under a key that holds none of them).
+# How an openai teacher's (or judge's) server is reached (base_url, api_key_env, concurrency,
+# timeouts, retries, on_unavailable) and where responses are cached are resources, not params:
+# editing them reruns nothing (answers are cached under a key that holds none of them).
 
 
 rule synthesize_shard:
@@ -33,6 +33,14 @@ rule synthesize_shard:
         teacher_backoff_ms=synth_teacher_setting("teacher_backoff_ms"),
         teacher_on_unavailable=synth_teacher_setting("teacher_on_unavailable"),
         teacher_cache_dir=synth_teacher_setting("teacher_cache_dir"),
+        judge_base_url=synth_teacher_setting("judge_base_url"),
+        judge_api_key_env=synth_teacher_setting("judge_api_key_env"),
+        judge_concurrency=synth_teacher_setting("judge_concurrency"),
+        judge_timeout_ms=synth_teacher_setting("judge_timeout_ms"),
+        judge_max_retries=synth_teacher_setting("judge_max_retries"),
+        judge_backoff_ms=synth_teacher_setting("judge_backoff_ms"),
+        judge_on_unavailable=synth_teacher_setting("judge_on_unavailable"),
+        judge_cache_dir=synth_teacher_setting("judge_cache_dir"),
     params:
         spec=synth_spec,
         prompts=synth_prompt_hashes,

@@ -1,17 +1,17 @@
 from mathrecipes import runlog
 from mathrecipes.provenance import Manifest
 from mathrecipes.synthesis import synthesize_shard
-from mathrecipes.teachers.operational import from_resources, with_settings
+from mathrecipes.teachers.operational import operational_settings, with_operational
 
 runlog.start(snakemake.log[0])
 prompts = {key: getattr(snakemake.input, key) for key in snakemake.params.prompts}
-# how the teacher's server is reached comes as resources (it does not change the answers)
-teacher_settings = from_resources(snakemake.resources)
+# how the teacher's and judge's servers are reached comes as resources (not the answers)
+spec = with_operational(snakemake.params.spec, snakemake.resources)
 inputs = [*snakemake.input.pool, *prompts.values()]
 with Manifest("synthesize", inputs=inputs, params=snakemake.params.spec) as m:
     summary = synthesize_shard(
         snakemake.wildcards.synth,
-        with_settings(snakemake.params.spec, teacher_settings),
+        spec,
         snakemake.input.pool,
         int(snakemake.wildcards.shard),
         snakemake.output.shard,
@@ -25,6 +25,6 @@ with Manifest("synthesize", inputs=inputs, params=snakemake.params.spec) as m:
         summary=summary,
         shard=int(snakemake.wildcards.shard),
         code=snakemake.params.code,
-        teacher_settings=teacher_settings,
+        operational=operational_settings(snakemake.resources),
     )
     m.write([snakemake.output.shard, snakemake.output.rejects], snakemake.output.manifest)

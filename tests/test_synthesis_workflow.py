@@ -112,7 +112,7 @@ def test_every_row_kept_or_rejected_with_provenance(synth_run):
             assert summary["teacher"]["base_url"] == f"{srv.url}/v1"
             # connection settings are not params; they are in the manifest as settings
             assert "base_url" not in manifest["params"]["teacher"]
-            assert manifest["teacher_settings"]["concurrency"] == 4
+            assert manifest["operational"]["teacher"]["concurrency"] == 4
             usage = summary["usage"]
             sent += usage["requests"] - usage["cached"]
             kept_total += len(kept)

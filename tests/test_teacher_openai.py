@@ -580,16 +580,16 @@ def test_make_teacher_builds_each_backend(tmp_path):
 
 def test_operational_settings_travel_as_resources_and_back():
     from mathrecipes.teachers.operational import (
-        CACHE_RESOURCE,
         ENCODING,
         RESOURCES,
         as_resources,
         from_resources,
+        resource_names,
         split_operational,
-        with_settings,
+        with_operational,
     )
 
-    assert set(ENCODING) | {"cache_dir"} == set(OpenAITeacherSpec.OPERATIONAL)
+    assert set(ENCODING) == set(OpenAITeacherSpec.OPERATIONAL)
     teacher = OpenAITeacherSpec.model_validate(
         {
             "backend": "openai",
@@ -607,17 +607,28 @@ def test_operational_settings_travel_as_resources_and_back():
     res = as_resources(teacher, "results/cache/teachers")
     assert set(res) == set(RESOURCES)
     assert all(isinstance(v, int | str) for v in res.values())  # what Snakemake keeps exactly
-    assert res[CACHE_RESOURCE] == "results/cache/teachers"
+    assert res["teacher_cache_dir"] == "results/cache/teachers"
     back = from_resources(res)
-    assert back == {k: v for k, v in settings.items() if k != "cache_dir"}
-    rebuilt = with_settings({"method": "distill", "teacher": answers}, back)["teacher"]
-    assert OpenAITeacherSpec.model_validate(rebuilt).model_dump() == {**teacher}
-    # no api_key_env: "" and back to None; the spec's own cache folder wins
-    own = {**teacher, "api_key_env": None, "cache_dir": "/scratch/cache"}
-    res = as_resources(own, "results/cache/teachers")
-    assert res["teacher_api_key_env"] == "" and res[CACHE_RESOURCE] == "/scratch/cache"
-    assert from_resources(res)["api_key_env"] is None
-    # other backends have no operational fields: nothing to merge
+    assert back == {**settings, "cache_dir": "results/cache/teachers"}
+    # the judge's settings travel under its own names; an hf or builtin spec has none
+    judge = {**teacher, "base_url": "http://j:9000/v1", "concurrency": 3, "api_key_env": None}
+    res |= as_resources(judge, "results/cache/teachers", "judge")
+    assert set(res) == {*RESOURCES, *resource_names("judge")}
+    job = {"method": "rewrite", "teacher": answers, "judge": split_operational(judge)[0]}
+    spec = with_operational(job, res)
+    assert OpenAITeacherSpec.model_validate(spec["teacher"]).model_dump() == {
+        **teacher,
+        "cache_dir": "results/cache/teachers",
+    }
+    assert spec["judge"]["base_url"] == "http://j:9000/v1" and spec["judge"]["concurrency"] == 3
+    assert spec["judge"]["api_key_env"] is None and spec["judge"]["timeout_s"] == 2.5
+    # the spec's own cache folder wins
+    assert as_resources({**teacher, "cache_dir": "/scratch/c"}, "d")["teacher_cache_dir"] == (
+        "/scratch/c"
+    )
     builtin = {"backend": "builtin", "error_rate": 0.0, "seed": 0}
     assert split_operational(builtin) == (builtin, {})
     assert from_resources(as_resources(builtin, "c")) == {}
+    assert with_operational(
+        {"teacher": builtin, "judge": None}, res | as_resources(builtin, "c")
+    ) == {"teacher": builtin, "judge": None}

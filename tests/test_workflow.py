@@ -285,8 +285,8 @@ def test_openai_teacher_connection_edits_rerun_nothing(tmp_path, pkg_env):
     teacher = manifest["params"]["teacher"]
     assert teacher["model"] == "tiny-teacher" and teacher["temperature"] == 0.8
     assert not set(teacher) & {"base_url", "concurrency", "timeout_s", "cache_dir"}
-    assert manifest["teacher_settings"]["concurrency"] == 4
-    assert manifest["teacher_settings"]["timeout_s"] == 60.0
+    assert manifest["operational"]["teacher"]["concurrency"] == 4
+    assert manifest["operational"]["teacher"]["timeout_s"] == 60.0
 
     def dry_run(**teacher_edit) -> set:
         edited = yaml.safe_load(config.read_text())

@@ -8,9 +8,12 @@ key that holds none of them). The workflow drops them from the entry's ``params`
 to the job as Snakemake resources, which are never rerun triggers; resources hold only integers
 and strings, so seconds travel as milliseconds and an unset value as ``""``.
 
-:func:`split_operational` takes them out of a teacher spec, :func:`as_resources` encodes them
-(with the response cache folder every model teacher uses), :func:`from_resources` decodes a
-job's resources back, and :func:`with_settings` puts them into the entry's spec again.
+A synthesis entry has up to two model specs, its :data:`ROLES`: the ``teacher`` and, for the
+judged methods, the ``judge``; each role's settings are resources named ``<role>_<setting>``
+(:func:`resource_names`). :func:`split_operational` takes the settings out of a spec,
+:func:`as_resources` encodes them (with the role's response cache folder), :func:`from_resources`
+decodes a job's resources back, and :func:`with_operational` puts them into the entry's spec
+again, ready for the backends to be built.
 """
 
 from __future__ import annotations
@@ -20,24 +23,35 @@ from typing import Any
 
 from mathrecipes.config import OpenAITeacherSpec
 
-PREFIX = "teacher_"
-# field -> (resource name, kind): "ms" is seconds as integer milliseconds, "opt" a string or "".
+ROLES = ("teacher", "judge")
+# field -> (resource name after "<role>_", kind): "ms" is seconds as integer milliseconds,
+# "opt" a string or "" for unset.
 ENCODING: dict[str, tuple[str, str]] = {
-    "base_url": ("teacher_base_url", "str"),
-    "api_key_env": ("teacher_api_key_env", "opt"),
-    "concurrency": ("teacher_concurrency", "int"),
-    "timeout_s": ("teacher_timeout_ms", "ms"),
-    "max_retries": ("teacher_max_retries", "int"),
-    "backoff_s": ("teacher_backoff_ms", "ms"),
-    "on_unavailable": ("teacher_on_unavailable", "str"),
+    "base_url": ("base_url", "str"),
+    "api_key_env": ("api_key_env", "opt"),
+    "concurrency": ("concurrency", "int"),
+    "timeout_s": ("timeout_ms", "ms"),
+    "max_retries": ("max_retries", "int"),
+    "backoff_s": ("backoff_ms", "ms"),
+    "on_unavailable": ("on_unavailable", "str"),
+    "cache_dir": ("cache_dir", "str"),
 }
-CACHE_RESOURCE = "teacher_cache_dir"
-RESOURCES: tuple[str, ...] = (*(name for name, _ in ENCODING.values()), CACHE_RESOURCE)
+CACHE_RESOURCE = "teacher_cache_dir"  # where the entry's model teacher caches (hf and openai)
 
 
-def operational_fields(teacher: Mapping[str, Any]) -> tuple[str, ...]:
+def resource_names(role: str = "teacher") -> tuple[str, ...]:
+    """The resources of one role: ``teacher_base_url``, ..., ``teacher_cache_dir``."""
+    return tuple(f"{role}_{name}" for name, _ in ENCODING.values())
+
+
+RESOURCES: tuple[str, ...] = resource_names("teacher")
+
+
+def operational_fields(teacher: Mapping[str, Any] | None) -> tuple[str, ...]:
     """The operational fields of a teacher spec's backend (none for builtin and hf)."""
-    return OpenAITeacherSpec.OPERATIONAL if teacher.get("backend") == "openai" else ()
+    if teacher and teacher.get("backend") == "openai":
+        return OpenAITeacherSpec.OPERATIONAL
+    return ()
 
 
 def split_operational(teacher: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -49,34 +63,36 @@ def split_operational(teacher: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     return result, settings
 
 
-def as_resources(teacher: Mapping[str, Any], default_cache_dir: str) -> dict[str, int | str]:
-    """Every name of :data:`RESOURCES` with its value for this teacher (integers and strings
-    only; 0 and "" where the backend has no such setting). ``teacher_cache_dir`` is the
-    spec's ``cache_dir``, else ``default_cache_dir`` (``<results>/cache/teachers``)."""
-    _, settings = split_operational(teacher)
+def as_resources(
+    teacher: Mapping[str, Any] | None, default_cache_dir: str, role: str = "teacher"
+) -> dict[str, int | str]:
+    """Every name of :func:`resource_names` with its value for this spec (integers and strings
+    only; 0 and "" where the backend has no such setting, or there is no spec). ``<role>_cache_dir``
+    is the spec's ``cache_dir``, else ``default_cache_dir`` (``<results>/cache/teachers``)."""
+    _, settings = split_operational(teacher or {})
+    settings["cache_dir"] = settings.get("cache_dir") or default_cache_dir
     out: dict[str, int | str] = {}
     for field, (name, kind) in ENCODING.items():
         value = settings.get(field)
         if kind == "int":
-            out[name] = 0 if value is None else int(value)
+            out[f"{role}_{name}"] = 0 if value is None else int(value)
         elif kind == "ms":  # at least 1 ms: the spec's seconds are > 0
-            out[name] = 0 if value is None else max(1, round(float(value) * 1000))
+            out[f"{role}_{name}"] = 0 if value is None else max(1, round(float(value) * 1000))
         else:
-            out[name] = "" if value is None else str(value)
-    out[CACHE_RESOURCE] = str(settings.get("cache_dir") or default_cache_dir)
+            out[f"{role}_{name}"] = "" if value is None else str(value)
     return out
 
 
-def from_resources(resources: Any) -> dict[str, Any]:
-    """The operational fields of an ``openai`` teacher from a job's resources (an object with
-    the :data:`RESOURCES` attributes, or a mapping), ready to merge into its spec; ``{}`` for a
-    teacher without them (``teacher_base_url`` is ""). ``cache_dir`` is not among them: it is
-    :data:`CACHE_RESOURCE` (the folder every model teacher caches in)."""
+def from_resources(resources: Any, role: str = "teacher") -> dict[str, Any]:
+    """The operational fields of a role's ``openai`` spec from a job's resources (an object with
+    the :func:`resource_names` attributes, or a mapping), ready to merge into that spec; ``{}``
+    for a spec without them (``<role>_base_url`` is "")."""
 
     def get(name: str) -> Any:
-        return resources[name] if isinstance(resources, Mapping) else getattr(resources, name)
+        key = f"{role}_{name}"
+        return resources[key] if isinstance(resources, Mapping) else getattr(resources, key)
 
-    if not get("teacher_base_url"):
+    if not get("base_url"):
         return {}
     settings: dict[str, Any] = {}
     for field, (name, kind) in ENCODING.items():
@@ -92,18 +108,32 @@ def from_resources(resources: Any) -> dict[str, Any]:
     return settings
 
 
-def with_settings(spec: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """A synthesis entry's spec (as the job's params hold it) with its teacher's operational
-    settings (:func:`from_resources`) put back, ready for the teacher to be built."""
-    return {**spec, "teacher": {**(spec.get("teacher") or {}), **settings}}
+def with_operational(spec: Mapping[str, Any], resources: Any) -> dict[str, Any]:
+    """A synthesis entry's spec (as the job's params hold it) with the operational settings of
+    its teacher and judge put back from the job's ``resources``."""
+    out = dict(spec)
+    for role in ROLES:
+        settings = from_resources(resources, role) if out.get(role) else {}
+        if settings:
+            out[role] = {**out[role], **settings}
+    return out
+
+
+def operational_settings(resources: Any) -> dict[str, dict[str, Any]]:
+    """Every role's settings from a job's resources, for its manifest (never a key: only the
+    name of the variable that holds one)."""
+    return {role: s for role in ROLES if (s := from_resources(resources, role))}
 
 
 __all__ = [
     "CACHE_RESOURCE",
     "RESOURCES",
+    "ROLES",
     "as_resources",
     "from_resources",
     "operational_fields",
+    "operational_settings",
+    "resource_names",
     "split_operational",
-    "with_settings",
+    "with_operational",
 ]
