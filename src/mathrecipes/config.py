@@ -182,13 +182,22 @@ AnyTeacherSpec = Annotated[
 TEACHER_TAGS = ("builtin", "openai", "hf")
 
 
+class SynthNearDedup(Strict):
+    """rewrite / extract: MinHash near-duplicate removal among the judged rows of a shard."""
+
+    enabled: bool = True
+    threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard of word shingles")
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
+    ngram: int = Field(5, ge=1, description="words per shingle")
+
+
 class SynthesisSpec(Strict):
     """One synthesis entry: a ``method`` applied by a ``teacher`` to a pool (see
     ``mathrecipes.synthesis``). Keys of another method are rejected, and left out of the job's
     parameters, so that an entry's parameters are exactly what its method reads."""
 
     from_: Name = Field(alias="from", description="a dataset or another synthesis entry")
-    method: Literal["distill", "structure", "rephrase"] = "distill"
+    method: Literal["distill", "structure", "rephrase", "rewrite", "extract"] = "distill"
     teacher: AnyTeacherSpec = Field(default_factory=TeacherSpec)
     shards: int = Field(2, ge=1, le=4096)
     prompt: str | None = Field(
@@ -225,6 +234,22 @@ class SynthesisSpec(Strict):
     solution: Literal["teacher", "parent"] = Field(
         "teacher", description="rephrase: the verifying solution, or the parent row's solution"
     )
+    # rewrite, extract
+    text_field: Literal["problem", "solution", "both"] = Field(
+        "problem",
+        description="rewrite/extract: the input row's raw text (both: problem + solution)",
+    )
+    judge: AnyTeacherSpec | None = Field(
+        None, description="rewrite/extract: the judge's teacher spec (default: the teacher)"
+    )
+    judge_prompt: str | None = Field(
+        None, description="rewrite/extract: the judge's rubric (prompts/judge/<method>.txt)"
+    )
+    min_score: int = Field(4, description="rewrite/extract: least judge score kept")
+    near_dedup: SynthNearDedup = Field(
+        default_factory=SynthNearDedup, description="rewrite/extract: near-dup removal"
+    )
+    max_pairs: int = Field(8, ge=1, description="extract: most pairs taken from one chunk")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -233,6 +258,16 @@ class SynthesisSpec(Strict):
         "distill": ("prompt", "format", "samples", "keep", "per_problem", "min_agreement"),
         "structure": ("prompt", "splitter"),
         "rephrase": ("prompt", "n_rephrasings", "verify", "solve_prompt", "solution"),
+        "rewrite": ("prompt", "text_field", "judge", "judge_prompt", "min_score", "near_dedup"),
+        "extract": (
+            "prompt",
+            "text_field",
+            "judge",
+            "judge_prompt",
+            "min_score",
+            "near_dedup",
+            "max_pairs",
+        ),
     }
 
     def foreign_fields(self) -> set[str]:
@@ -257,7 +292,7 @@ class SynthesisSpec(Strict):
             )
         builtin = self.teacher.backend == "builtin"
         temperature = getattr(self.teacher, "temperature", None)
-        if builtin and (self.prompt or self.solve_prompt):
+        if builtin and (self.prompt or self.solve_prompt or self.judge_prompt):
             raise ValueError("the builtin teacher takes no prompt (prompts are for model teachers)")
         if self.method == "distill":
             if self.keep == "consistent" and self.samples < 2:
@@ -278,6 +313,12 @@ class SynthesisSpec(Strict):
                 raise ValueError("solution: teacher needs verify: true (the verifying solve)")
             if self.n_rephrasings > 1 and temperature == 0:
                 raise ValueError("n_rephrasings > 1 needs teacher.temperature > 0")
+        if self.method in ("rewrite", "extract"):
+            if builtin:
+                raise ValueError(f"the builtin teacher does not write text: {self.method} needs "
+                                 "a model teacher (hf, openai)")  # fmt: skip
+            if self.judge is not None and self.judge.backend == "builtin":
+                raise ValueError("judge: the builtin teacher cannot judge; use a model teacher")
         return self
 
 
