@@ -40,9 +40,10 @@ from mathrecipes.grading import extract_answer
 from mathrecipes.synthesis.base import Context, MethodResult, Sample
 from mathrecipes.synthesis.judging import (
     drop_near_duplicates,
+    generate_from_text,
     judge,
     judged_stats,
-    source_text,
+    norm_text,
     strip_think,
 )
 
@@ -68,25 +69,11 @@ def parse_pairs(output: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def extract(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
-    field = str(ctx.spec.get("text_field", "problem"))
     max_pairs = int(ctx.spec.get("max_pairs", 8))
+    field = str(ctx.spec.get("text_field", "problem"))
     result = MethodResult()
-    jobs = []
-    for row in rows:
-        s = Sample(row, 0, f"{row['id']}#0", prompt_key="prompt")
-        text = source_text(row, field)
-        s.extra["text"] = text
-        if not text:
-            result.rejected.append(ctx.reject(s, f"no_text: the row's {field} is empty"))
-            continue
-        values = {"text": text, "problem": row["problem"], "solution": row["solution"]}
-        jobs.append((s, {**values, "answer": row["answer"]}))
-    ctx.generate(jobs)
+    jobs = generate_from_text(ctx, rows, field, result)
 
     candidates = []
     for s, _ in jobs:
@@ -106,11 +93,11 @@ def extract(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
             block = f"Question: {question}\nSolution: {solution}"
             answer, rule = extract_answer(solution)
             answer = (answer or "").strip()
-            if _norm(question) in seen:
-                why = f"duplicate: same question as pair {seen[_norm(question)]}"
+            if norm_text(question) in seen:
+                why = f"duplicate: same question as pair {seen[norm_text(question)]}"
                 result.rejected.append(ctx.reject(p, why, output=block))
                 continue
-            seen[_norm(question)] = j
+            seen[norm_text(question)] = j
             if j >= max_pairs:
                 why = f"surplus: {max_pairs} pair(s) already taken from this chunk (max_pairs)"
                 result.rejected.append(ctx.reject(p, why, output=block))

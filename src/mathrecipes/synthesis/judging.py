@@ -56,6 +56,31 @@ def source_text(row: Mapping[str, str], field: str) -> str:
     raise ValueError(f"text_field: {field!r} is not one of {', '.join(TEXT_FIELDS)}")
 
 
+def norm_text(text: str) -> str:
+    """Lower case, runs of whitespace as one space: for 'unchanged' and duplicate checks."""
+    return " ".join(text.lower().split())
+
+
+def generate_from_text(
+    ctx: Context, rows: Sequence[Mapping[str, str]], field: str, result: Any
+) -> list:
+    """One teacher request per row on its raw text (``field``; the prompt gets ``text``,
+    ``problem``, ``solution`` and ``answer``); a row without text is rejected (``no_text``).
+    Returns the ``(sample, values)`` jobs, answered (what ``rewrite`` and ``extract`` share)."""
+    jobs = []
+    for row in rows:
+        s = Sample(row, 0, f"{row['id']}#0", prompt_key="prompt")
+        text = source_text(row, field)
+        s.extra["text"] = text
+        if not text:
+            result.rejected.append(ctx.reject(s, f"no_text: the row's {field} is empty"))
+            continue
+        values = {"text": text, "problem": row["problem"], "solution": row["solution"]}
+        jobs.append((s, {**values, "answer": row["answer"]}))
+    ctx.generate(jobs)
+    return jobs
+
+
 def parse_score(text: str) -> int | None:
     """The judge's score: the last ``Score: N`` of its answer, else its last ``\\boxed{N}``."""
     text = strip_think(text)

@@ -24,34 +24,21 @@ A kept row (id ``<entry>/<parent id>``) has the chunk as ``problem``, the articl
 
 from __future__ import annotations
 
-from mathrecipes.synthesis.base import Context, MethodResult, Sample
+from mathrecipes.synthesis.base import Context, MethodResult
 from mathrecipes.synthesis.judging import (
     drop_near_duplicates,
+    generate_from_text,
     judge,
     judged_stats,
-    source_text,
+    norm_text,
     strip_think,
 )
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def rewrite(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
     field = str(ctx.spec.get("text_field", "problem"))
     result = MethodResult()
-    jobs = []
-    for row in rows:
-        s = Sample(row, 0, f"{row['id']}#0", prompt_key="prompt")
-        text = source_text(row, field)
-        s.extra["text"] = text
-        if not text:
-            result.rejected.append(ctx.reject(s, f"no_text: the row's {field} is empty"))
-            continue
-        values = {"text": text, "problem": row["problem"], "solution": row["solution"]}
-        jobs.append((s, {**values, "answer": row["answer"]}))
-    ctx.generate(jobs)
+    jobs = generate_from_text(ctx, rows, field, result)
 
     candidates = []
     for s, _ in jobs:
@@ -59,7 +46,7 @@ def rewrite(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
         failure = s.failure()
         if failure is None and not article:
             failure = "empty: no article in the output"
-        elif failure is None and _norm(article) == _norm(s.extra["text"]):
+        elif failure is None and norm_text(article) == norm_text(s.extra["text"]):
             failure = "unchanged: the article is the source text"
         if failure is not None:
             result.rejected.append(ctx.reject(s, failure))
