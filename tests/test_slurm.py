@@ -98,13 +98,60 @@ def test_dry_run_gives_every_job_its_resources(tmp_path):
                 assert int(res["cpus_per_gpu"]) == -(-student["cpus"] // student["gpus"]), res
                 assert int(res["mem_mb"]) == student["mem_mb"], (rule, res)
                 assert threads == student["cpus"], (rule, threads)
-            else:
-                assert "gpu" not in res, (rule, res)
+            else:  # synthesis with a builtin or openai teacher asks for no GPU
+                assert int(res.get("gpu", 0)) == 0, (rule, res)
             jobs[rule] += 1
             rule = None
     assert rule is None
     assert jobs["train_student"] == 3 and jobs["generate_answers"] == 6
     assert set(jobs) == set(TINY_JOBS)
+
+
+def _synth_requests(stdout: str) -> dict[str, tuple[int, dict[str, str]]]:
+    """{synthesis entry: (threads, resources)} of the synthesize_shard jobs of a dry run."""
+    out, rule, threads = {}, None, 1
+    for line in (s.strip() for s in stdout.splitlines()):
+        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        if m:
+            rule, threads = m.group(1), 1
+        elif line.startswith("threads: "):
+            threads = int(line.split()[1])
+        elif rule == "synthesize_shard" and line.startswith("wildcards: "):
+            synth = dict(kv.split("=", 1) for kv in line[len("wildcards: ") :].split(", "))["synth"]
+        elif rule == "synthesize_shard" and line.startswith("resources: "):
+            out[synth] = (threads, dict(kv.split("=", 1) for kv in line[11:].split(", ")))
+    return out
+
+
+def test_dry_run_gives_a_local_model_synthesis_job_its_gpus(tmp_path):
+    """A synthesis job whose teacher or judge runs a local model (hf, vllm) asks for that
+    model's `resources` as a GPU job; builtin and openai entries keep 1 CPU, no GPU."""
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "config.json").write_text("{}")
+    raw = yaml.safe_load(TINY.read_text())
+    served = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    raw["synthesis"].update(
+        local={"from": "arith", "shards": 1, "teacher": {
+            "backend": "hf", "model": "teacher",
+            "resources": {"gpus": 2, "cpus": 6, "mem_mb": 24000, "runtime": 90}}},
+        judged={"from": "arith", "shards": 1, "method": "rewrite", "teacher": served, "judge": {
+            "backend": "vllm", "model": "Qwen/Qwen2.5-7B-Instruct"}},
+        served={"from": "arith", "shards": 1, "teacher": served},
+    )  # fmt: skip
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    proc = run_snakemake(tmp_path, "all_synthesis", "-n", *SLURM_ARGS, "--configfile", str(config))
+    got = _synth_requests(proc.stdout)
+    assert set(got) == {"distilled", "distilled_prose", "local", "judged", "served"}
+
+    def request(name: str) -> tuple[int, ...]:
+        threads, res = got[name]
+        return threads, *(int(res[k]) for k in ("gpu", "cpus_per_gpu", "mem_mb", "runtime"))
+
+    assert request("local") == (6, 2, 3, 24000, 90)
+    assert request("judged") == (4, 1, 4, 32000, 240)  # the vllm judge's default resources
+    for name in ("distilled", "distilled_prose", "served"):
+        assert request(name) == (1, 0, 0, 4000, 60), name
 
 
 # ------------------------------------------------------------------ a real cluster

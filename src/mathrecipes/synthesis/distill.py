@@ -21,10 +21,10 @@ finds equal to the gold answer; null without gold): the row's difficulty for thi
 for selection by difficulty later), ``verified`` (this sample matches the gold), and for
 ``consistent`` ``agreement`` (share of the k samples in the majority) and ``parent_answer``.
 
-Teachers: a model teacher (``openai``, ``hf``) gets the prompt file with ``{problem}``; the
-``builtin`` teacher solves the problem text itself, sample j seeded by the row id (j = 0, as
-before k existed) or ``<row id>#j``, so with ``error_rate > 0`` its samples differ and the pass
-rate is real.
+Teachers: a model teacher (``openai``, ``hf``, ``vllm``) gets the prompt file with
+``{problem}``; the ``builtin`` teacher solves the problem text itself, sample j seeded by the row
+id (j = 0, as before k existed) or ``<row id>#j``, so with ``error_rate > 0`` its samples differ
+and the pass rate is real.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Teachers: the models (or programs) that write synthesized solutions.
 
 The programmatic ``builtin`` teacher answers one problem at a time (``Teacher.solve``); model-backed
-teachers (``openai``: any OpenAI-compatible server; ``hf``: a local transformers model) take a
-batch of requests
-(:class:`~mathrecipes.teachers.base.LLMBackend`).
+teachers (``openai``: any OpenAI-compatible server; ``hf``: a local transformers model;
+``vllm``: a local model in vLLM's offline engine, an optional package) take a batch of requests
+(:class:`~mathrecipes.teachers.base.LLMBackend`); ``hf`` and ``vllm`` share
+:mod:`mathrecipes.teachers.local`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ class Teacher(Protocol):
 
 
 def make_teacher(
-    spec: Mapping[str, Any], *, cache_dir: str | Path | None = None
+    spec: Mapping[str, Any], *, cache_dir: str | Path | None = None, key: str = "teacher"
 ) -> Teacher | LLMBackend:
     """The teacher of a synthesis entry's ``teacher`` spec. ``cache_dir``: where a model
-    backend caches its responses unless the spec names its own folder."""
+    backend caches its responses unless the spec names its own folder; ``key``: the spec's
+    config key, named in configuration errors (``synthesis.<name>.teacher``)."""
     backend = spec.get("backend", "builtin")
     if backend == "builtin":
         return BuiltinTeacher(
@@ -40,6 +42,10 @@ def make_teacher(
         from mathrecipes.teachers.hf_backend import HFBackend
 
         return HFBackend(spec, cache_dir=cache_dir)
+    if backend == "vllm":
+        from mathrecipes.teachers.vllm_backend import VLLMBackend
+
+        return VLLMBackend(spec, cache_dir=cache_dir, key=f"{key}.backend")
     raise ValueError(f"synthesis teacher.backend: unknown backend {backend!r}")
 
 

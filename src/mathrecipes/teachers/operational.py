@@ -14,6 +14,12 @@ judged methods, the ``judge``; each role's settings are resources named ``<role>
 :func:`as_resources` encodes them (with the role's response cache folder), :func:`from_resources`
 decodes a job's resources back, and :func:`with_operational` puts them into the entry's spec
 again, ready for the backends to be built.
+
+A teacher that runs a model inside the job (``hf``, ``vllm``) has one operational field, its
+``resources`` (GPUs, CPUs, memory, time): they are not job parameters either, but what the job
+asks the scheduler for. :func:`job_models` names the models an entry's job builds,
+:func:`job_resources` the request of a job that runs local models (the larger of each setting
+of its teacher and judge; ``None`` for a job without one: the rule's defaults).
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mathrecipes.config import OpenAITeacherSpec
+from mathrecipes.config import (
+    LOCAL_TEACHER_TAGS,
+    HFTeacherSpec,
+    OpenAITeacherSpec,
+    TeacherResources,
+    VLLMTeacherSpec,
+)
 
 ROLES = ("teacher", "judge")
 # field -> (resource name after "<role>_", kind): "ms" is seconds as integer milliseconds,
@@ -36,7 +48,12 @@ ENCODING: dict[str, tuple[str, str]] = {
     "on_unavailable": ("on_unavailable", "str"),
     "cache_dir": ("cache_dir", "str"),
 }
-CACHE_RESOURCE = "teacher_cache_dir"  # where the entry's model teacher caches (hf and openai)
+CACHE_RESOURCE = "teacher_cache_dir"  # where the entry's model teacher caches (every backend)
+_OPERATIONAL = {
+    "openai": OpenAITeacherSpec.OPERATIONAL,
+    "hf": HFTeacherSpec.OPERATIONAL,
+    "vllm": VLLMTeacherSpec.OPERATIONAL,
+}
 
 
 def resource_names(role: str = "teacher") -> tuple[str, ...]:
@@ -48,10 +65,9 @@ RESOURCES: tuple[str, ...] = resource_names("teacher")
 
 
 def operational_fields(teacher: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The operational fields of a teacher spec's backend (none for builtin and hf)."""
-    if teacher and teacher.get("backend") == "openai":
-        return OpenAITeacherSpec.OPERATIONAL
-    return ()
+    """The operational fields of a teacher spec's backend (none for builtin; ``resources`` for
+    hf and vllm)."""
+    return _OPERATIONAL.get((teacher or {}).get("backend", "builtin"), ())
 
 
 def split_operational(teacher: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -125,12 +141,46 @@ def operational_settings(resources: Any) -> dict[str, dict[str, Any]]:
     return {role: s for role in ROLES if (s := from_resources(resources, role))}
 
 
+def job_models(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{role: model spec}`` of the models a synthesis entry's job builds: the ``teacher`` when
+    its method calls it, and the ``judge`` of a judged method that names its own."""
+    from mathrecipes.synthesis import JUDGED_METHODS, uses_teacher
+
+    models = {}
+    if spec.get("teacher") and uses_teacher(spec):
+        models["teacher"] = dict(spec["teacher"])
+    if spec.get("judge") and spec.get("method") in JUDGED_METHODS:
+        models["judge"] = dict(spec["judge"])
+    return models
+
+
+def local_models(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The :func:`job_models` that run inside the job (``hf``, ``vllm``)."""
+    return {r: m for r, m in job_models(spec).items() if m.get("backend") in LOCAL_TEACHER_TAGS}
+
+
+def job_resources(spec: Mapping[str, Any]) -> dict[str, int] | None:
+    """What a synthesis job running local models asks for: ``gpus``, ``cpus``, ``mem_mb``,
+    ``runtime``, each the largest of its :func:`local_models`' ``resources`` (both are loaded
+    in the one job); ``None`` when it runs none."""
+    given = [
+        TeacherResources.model_validate(m.get("resources") or {})
+        for m in local_models(spec).values()
+    ]
+    if not given:
+        return None
+    return {f: max(getattr(r, f) for r in given) for f in TeacherResources.model_fields}
+
+
 __all__ = [
     "CACHE_RESOURCE",
     "RESOURCES",
     "ROLES",
     "as_resources",
     "from_resources",
+    "job_models",
+    "job_resources",
+    "local_models",
     "operational_fields",
     "operational_settings",
     "resource_names",
