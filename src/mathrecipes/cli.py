@@ -78,6 +78,10 @@ def _ingest(args: argparse.Namespace) -> int:
     spec["on_bad_row"] = args.on_bad_row
     if args.field:
         spec["fields"] = dict(f.split("=", 1) for f in args.field)
+    if args.text_field:
+        spec["text_field"] = args.text_field
+    if args.chunk_chars:
+        spec["chunk_chars"] = args.chunk_chars
     try:
         spec = plain(validate_source(spec, key="option"))
     except ConfigError as exc:
@@ -167,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--streaming", action="store_true", help="hf: stream instead of download")
     i.add_argument("--limit", type=int, help="only the first N rows")
     i.add_argument("--field", action="append", help="canonical=column, repeatable")
+    i.add_argument("--text-field", help="format text: the column holding the text (text)")
+    i.add_argument("--chunk-chars", type=int, help="format text: chunks of at most N characters")
     i.add_argument("--on-bad-row", choices=("fail", "quarantine"), default="fail")
     i.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     i.set_defaults(func=_ingest)

@@ -29,7 +29,8 @@ def ingest(
 
     ``spec["on_bad_row"]``: ``fail`` raises on the first bad row (naming file and row);
     ``quarantine`` writes bad rows to ``quarantine_path`` with the reason and counts them.
-    Duplicate ids always fail: they would break provenance.
+    Duplicate ids always fail: they would break provenance. A ``text`` source
+    (:mod:`mathrecipes.sources.text`) gives answerless rows, one per document or chunk.
     """
     source = open_source(name, spec)
     policy = spec.get("on_bad_row", "fail")
@@ -39,18 +40,19 @@ def ingest(
     rows = tqdm(source.rows(), desc=f"ingest {name}", disable=not progress, unit="row")
     for index, (where, raw) in enumerate(rows):
         try:
-            rec = check_record(to_canonical(name, spec, raw, index), where=where)
+            recs = checked_records(name, spec, raw, index, where)
         except RecordError as exc:
             if policy == "fail":
                 raise RecordError(f"{name} (on_bad_row: fail): {exc}") from None
             bad.append({"where": where, "reason": str(exc), "row": dumps_meta(_jsonable(raw))})
             continue
-        if rec["id"] in first_seen:
-            raise RecordError(
-                f"{where}: duplicate id {rec['id']!r} (first at {first_seen[rec['id']]})"
-            )
-        first_seen[rec["id"]] = where
-        good.append(rec)
+        for rec in recs:
+            if rec["id"] in first_seen:
+                raise RecordError(
+                    f"{where}: duplicate id {rec['id']!r} (first at {first_seen[rec['id']]})"
+                )
+            first_seen[rec["id"]] = where
+            good.append(rec)
     if not good:
         raise RecordError(f"{name}: no valid rows ({len(bad)} quarantined)")
     n = write_records(good, out_path)
@@ -81,6 +83,44 @@ def rename_fields(raw: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str
     return out
 
 
+def is_text_source(spec: Mapping[str, Any]) -> bool:
+    """A source read with the ``text`` format: its rows have no answer."""
+    return spec.get("source") != "builtin" and spec.get("format") == "text"
+
+
+def checked_records(
+    name: str, spec: Mapping[str, Any], raw: Mapping[str, Any], index: int, where: str
+) -> list[dict[str, str]]:
+    """The checked canonical records of one raw row (several: the chunks of a document);
+    a :class:`RecordError` names ``where``."""
+    try:
+        adapted = to_records(name, spec, raw, index)
+    except RecordError as exc:
+        raise RecordError(f"{where}: {exc}") from None
+    answerless = is_text_source(spec)
+    if len(adapted) == 1:
+        return [check_record(adapted[0], where=where, answerless=answerless)]
+    return [
+        check_record(r, where=f"{where} chunk {k}", answerless=answerless)
+        for k, r in enumerate(adapted)
+    ]
+
+
+def to_records(
+    name: str, spec: Mapping[str, Any], raw: Mapping[str, Any], index: int
+) -> list[dict[str, Any]]:
+    """One raw row to its canonical records (not yet checked): one, or for a ``text`` source
+    with ``chunk_chars`` the document's chunks."""
+    if not is_text_source(spec):
+        return [to_canonical(name, spec, raw, index)]
+    from mathrecipes.sources.text import DEFAULT_TEXT_FIELD, text_records
+
+    row = rename_fields(raw, spec.get("fields") or {})
+    field = spec.get("text_field") or DEFAULT_TEXT_FIELD
+    docs = text_records(row, index, field=field, chunk_chars=spec.get("chunk_chars"))
+    return [_prefixed(name, spec, doc, index) for doc in docs]
+
+
 def to_canonical(
     name: str, spec: Mapping[str, Any], raw: Mapping[str, Any], index: int
 ) -> dict[str, Any]:
@@ -91,6 +131,12 @@ def to_canonical(
 
     row = rename_fields(raw, spec.get("fields") or {})
     adapted = dict(get_format(spec.get("format") or "canonical").adapt(row, index))
+    return _prefixed(name, spec, adapted, index)
+
+
+def _prefixed(
+    name: str, spec: Mapping[str, Any], adapted: dict[str, Any], index: int
+) -> dict[str, Any]:
     rid = adapted.get("id")
     adapted["id"] = f"{name}/{rid if rid not in (None, '') else f'{index:07d}'}"
     adapted["source"] = name

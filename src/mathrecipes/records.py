@@ -12,6 +12,12 @@ Every dataset, benchmark, synthesis shard and training set is a parquet file wit
 
 ``meta`` is stored as a JSON string rather than a parquet struct so that rows from different
 sources, whose metadata keys differ, always concatenate.
+
+Raw text (the ``text`` format, :mod:`mathrecipes.sources.text`) has no answer: such a row has
+``answer`` ``""`` and ``answer_type`` :data:`NO_ANSWER` (``none``), and nothing else may. Ingest
+accepts it only from a ``text`` source (``check_record(..., answerless=True)``); the config
+lets only ``rewrite`` and ``extract`` read such a pool, so grading, decontamination and selection
+never see one (selection also refuses it).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ ANSWER_TYPES = (
     "choice",
 )
 
+# The answer_type of a row without a gold answer (raw text); not one of ANSWER_TYPES.
+NO_ANSWER = "none"
+
 FIELDS = ("id", "source", "problem", "solution", "answer", "answer_type", "meta")
 
 SCHEMA = pa.schema(
@@ -56,16 +65,29 @@ class RecordError(ValueError):
     """A row that does not fit the canonical schema; the message names the file and row."""
 
 
-def check_record(row: Mapping[str, Any], *, where: str) -> dict[str, str]:
+def check_record(row: Mapping[str, Any], *, where: str, answerless: bool = False) -> dict[str, str]:
     """Validate one record and return it with ``meta`` serialized.
 
     ``where`` names the file and row for the error message, e.g. ``"data.jsonl line 7"``.
+    ``answerless`` (raw text): the row must have answer_type :data:`NO_ANSWER` and no answer;
+    otherwise it needs an answer and one of :data:`ANSWER_TYPES`.
     """
-    missing = [f for f in ("id", "problem", "answer") if not _nonempty(row.get(f))]
+    answer_type = row.get("answer_type") or "text"
+    if answer_type == NO_ANSWER and not answerless:
+        raise RecordError(
+            f"{where}: answer_type {NO_ANSWER!r} (no answer) is for raw text only (format: text)"
+        )
+    required = ("id", "problem") if answerless else ("id", "problem", "answer")
+    missing = [f for f in required if not _nonempty(row.get(f))]
     if missing:
         raise RecordError(f"{where}: missing or empty field(s) {', '.join(missing)}")
-    answer_type = row.get("answer_type") or "text"
-    if answer_type not in ANSWER_TYPES:
+    if answerless:
+        if answer_type != NO_ANSWER or _nonempty(row.get("answer")):
+            raise RecordError(
+                f"{where}: a raw text row has answer_type {NO_ANSWER!r} and no answer "
+                f"(got {answer_type!r}, {row.get('answer')!r})"
+            )
+    elif answer_type not in ANSWER_TYPES:
         raise RecordError(
             f"{where}: answer_type {answer_type!r} is not one of {', '.join(ANSWER_TYPES)}"
         )
@@ -83,7 +105,7 @@ def check_record(row: Mapping[str, Any], *, where: str) -> dict[str, str]:
         "source": str(row.get("source") or ""),
         "problem": str(row["problem"]),
         "solution": str(row.get("solution") or ""),
-        "answer": str(row["answer"]).strip(),
+        "answer": str(row.get("answer") or "").strip(),
         "answer_type": answer_type,
         "meta": meta_str,
     }
@@ -100,6 +122,11 @@ def dumps_meta(meta: Mapping[str, Any]) -> str:
 
 def loads_meta(meta: str) -> dict[str, Any]:
     return json.loads(meta) if meta else {}
+
+
+def has_answer(row: Mapping[str, Any]) -> bool:
+    """False for a raw text row (answer_type :data:`NO_ANSWER`)."""
+    return row.get("answer_type") != NO_ANSWER
 
 
 def write_records(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:

@@ -42,7 +42,14 @@ import pyarrow as pa
 
 from mathrecipes.decontam import BenchmarkIndex
 from mathrecipes.neardup import filter_reason, near_duplicates
-from mathrecipes.records import read_many, read_records, write_records, write_table
+from mathrecipes.records import (
+    NO_ANSWER,
+    has_answer,
+    read_many,
+    read_records,
+    write_records,
+    write_table,
+)
 from mathrecipes.textnorm import normalize
 
 log = logging.getLogger(__name__)
@@ -108,6 +115,12 @@ def select_recipe(
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
         rows = sorted(read_many(pools[src]), key=lambda r: r["id"])
+        answerless = sum(not has_answer(r) for r in rows)
+        if answerless:  # the config refuses such a pool; files made by hand are refused here
+            raise SelectionError(
+                f"recipes.{name}.mix.{i}.from: {src!r} has {answerless} row(s) without a gold "
+                f"answer (answer_type {NO_ANSWER!r}: raw text); only rewrite / extract read them"
+            )
         gathered = len(rows)
 
         def drop(

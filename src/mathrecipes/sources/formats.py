@@ -20,6 +20,11 @@ dict as read from a jsonl/json/parquet file or a Hugging Face ``datasets`` row) 
   Long model generations (OpenR1 ``generations``/``messages``, s1K
   ``thinking_trajectories``/``attempt``, natural_reasoning ``responses``) are not copied.
 
+The ``text`` format (:mod:`mathrecipes.sources.text`) is the exception: raw text documents
+without an answer (``answer`` ``""``, ``answer_type`` ``none``), optionally cut into chunks
+(several records from one row); ingest calls it with the source's ``text_field`` and
+``chunk_chars``.
+
 Add a format: write ``_adapt_<name>(raw, index) -> dict`` and register a :class:`Format` in
 :data:`FORMATS`. Adapters are pure and cheap (regexes only) so they can run on every row.
 """
@@ -43,6 +48,7 @@ from mathrecipes.answers import (
     last_number,
 )
 from mathrecipes.records import ANSWER_TYPES, loads_meta
+from mathrecipes.sources.text import adapt_text
 
 __all__ = ["FORMATS", "Format", "answer_type_distribution", "get_format"]
 
@@ -619,6 +625,16 @@ _FORMAT_LIST = [
         "\\boxed{} else the last number (trailing '(...)' remarks ignored); "
         "meta.answer_rule",
         _adapt_orca_math,
+    ),
+    Format(
+        "text",
+        None,
+        None,
+        "raw text without an answer (answer '', answer_type none): text_field (text) -> "
+        "problem, other fields to meta; also whole .txt / .md files; chunk_chars N: chunks of "
+        "at most N characters on paragraph boundaries, id <doc id>#<k>, meta doc_id, chunk, "
+        "n_chunks, span. Only rewrite / extract entries may read it",
+        adapt_text,
     ),
 ]
 

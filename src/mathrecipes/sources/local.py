@@ -2,6 +2,8 @@
 
 Rows are yielded as they are, each with the file and line it came from; ingest renames columns
 (``fields``) and applies the format adapter. A malformed line fails with its file and line number.
+With ``format: text`` a ``.txt`` / ``.md`` file is one row too, the whole file as its text
+(:func:`mathrecipes.sources.text.read_text_document`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mathrecipes.provenance import file_sha256
+from mathrecipes.sources.text import DEFAULT_TEXT_FIELD, TEXT_SUFFIXES, read_text_document
 
 
 def local_input_files(pattern: str) -> list[str]:
@@ -63,9 +66,17 @@ class LocalSource:
             with open(path, newline="", encoding="utf-8") as fh:
                 for i, obj in enumerate(csv.DictReader(fh), start=2):
                     yield f"{path} line {i}", obj
+        elif suffix in TEXT_SUFFIXES:
+            if self.spec.get("format") != "text":
+                raise ValueError(
+                    f"{path}: a {suffix} file is one raw text document: read it with format: text"
+                )
+            field = self.spec.get("text_field") or DEFAULT_TEXT_FIELD
+            yield path, read_text_document(path, self.spec["path"], field)
         else:
             raise ValueError(
-                f"{path}: unsupported file type {suffix!r} (jsonl, json, parquet, csv)"
+                f"{path}: unsupported file type {suffix!r} (jsonl, json, parquet, csv; "
+                f"{', '.join(TEXT_SUFFIXES)} with format: text)"
             )
 
     def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -2,8 +2,10 @@
 canonical record, scored by an LLM judge, near-duplicate questions removed.
 
 The chunk is the input row's ``text_field`` (``problem`` (default), ``solution`` or ``both``, as
-for ``rewrite``). The teacher gets ``prompt`` (``{text}``), one request per row (key
-``<row id>#0``), and answers in the format :func:`parse_pairs` reads::
+for ``rewrite``; raw text without answers comes as a ``format: text`` dataset, whose chunks the
+pairs, with their own answers, make usable in a recipe). The teacher gets ``prompt``
+(``{text}``), one request per row (key ``<row id>#0``), and answers in the format
+:func:`parse_pairs` reads::
 
     Question: <a self-contained question>
     Solution: <a worked solution ending in \\boxed{<answer>}>

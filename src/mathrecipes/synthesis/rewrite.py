@@ -3,9 +3,10 @@
 articles removed.
 
 The chunk is the input row's ``text_field``: ``problem`` (default), ``solution`` or ``both``
-(problem, blank line, solution). Raw text goes in with a ``local`` / ``hf`` source whose
-``fields`` map its text column to ``problem`` (``{problem: text}``); the canonical record also
-needs a non-empty ``answer`` column, which the kept row carries along. The teacher gets
+(problem, blank line, solution). Raw text goes in as a dataset with ``format: text``
+(:mod:`mathrecipes.sources.text`: documents or chunks as ``problem``, no answer); a kept row
+carries its parent's answer along, so the articles of raw text have none either (the config
+then lets only rewrite / extract read them). The teacher gets
 ``prompt`` (``{text}``, and ``{problem}`` / ``{solution}`` / ``{answer}`` if it wants them), one
 request per row (key ``<row id>#0``). Then (:mod:`~mathrecipes.synthesis.judging`) the judge
 scores each article with ``judge_prompt`` (``{article}``, ``{text}``), articles scoring below
@@ -18,8 +19,9 @@ Rejected (one row per input row that has no article kept): ``teacher_error``, ``
 ``near_duplicate``.
 
 A kept row (id ``<entry>/<parent id>``) has the chunk as ``problem``, the article as
-``solution`` and the parent's ``answer`` / ``answer_type``; its meta has the usual provenance,
-``text_field`` and ``judge`` (teacher, prompt, sampling, score, min_score, output).
+``solution`` and the parent's ``answer`` / ``answer_type`` (``""`` / ``none`` for raw text); its
+meta has the usual provenance, ``text_field`` and ``judge`` (teacher, prompt, sampling, score,
+min_score, output).
 """
 
 from __future__ import annotations
