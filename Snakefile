@@ -22,6 +22,7 @@ include: "rules/synthesize.smk"
 include: "rules/select.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
+include: "rules/weakness.smk"
 include: "rules/grade.smk"
 include: "rules/tables.smk"
 

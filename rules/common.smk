@@ -15,7 +15,14 @@ from mathrecipes.synthesis.prompts import (
     prompt_sha256,
     resolve_prompt_path,
 )
-from mathrecipes.teachers.operational import ROLES, as_resources, split_operational
+from mathrecipes.teachers.local import model_files
+from mathrecipes.teachers.operational import (
+    ROLES,
+    as_resources,
+    job_resources,
+    local_models,
+    split_operational,
+)
 
 try:
     CFG = load_config(config)
@@ -52,8 +59,9 @@ def benchmark_spec(wildcards):
 
 def synth_spec(wildcards):
     """The entry's spec without the operational settings of its teacher and judge (how an
-    openai server is reached: they do not change the answers); those travel as resources
-    (synth_teacher_setting)."""
+    openai server is reached, what an hf or vllm model's job asks the scheduler for: they do
+    not change the answers); those travel as resources (synth_teacher_setting, synth_gpus...).
+    """
     spec = plain(CFG.synthesis[wildcards.synth])
     for role in ROLES:  # the teacher, and the judge of the judged methods
         if spec.get(role):
@@ -79,8 +87,9 @@ def generation_spec(wildcards):
 
 
 def grading_spec(wildcards):
-    """One benchmark's grading settings: editing another benchmark's policy re-grades nothing here."""
-    return CFG.grading.settings_for(wildcards.benchmark)
+    """One benchmark's grading settings: editing another benchmark's policy re-grades nothing
+    here. A weakness probe's dataset is graded with the default policy."""
+    return CFG.grading.settings_for(wildcards.get("benchmark") or "")
 
 
 def fingerprint(stage):
@@ -89,13 +98,14 @@ def fingerprint(stage):
 
 
 def synth_fingerprint():
-    """The synthesis code fingerprint; an entry with an hf teacher also fingerprints the
-    student generation code its backend runs (editing that reruns only those entries).
+    """The synthesis code fingerprint; an entry whose teacher or judge runs a local model (hf,
+    vllm) also fingerprints the student generation code those backends reuse (editing that
+    reruns only those entries).
     """
     synth, hf = code_fingerprint("synthesize"), code_fingerprint("teacher_hf")
 
     def value(wildcards):
-        if CFG.synthesis[wildcards.synth].teacher.backend == "hf":
+        if local_models(plain(CFG.synthesis[wildcards.synth])):
             return f"{synth}+{hf}"
         return synth
 
@@ -145,7 +155,53 @@ def ingest_inputs(section):
 
 
 def synth_inputs(wildcards):
+    """The rows an entry's shards read: its pool, or for a weakness entry its seeds (the
+    student's failures, each with its neighbours from the pool)."""
+    if CFG.synthesis[wildcards.synth].method == "weakness":
+        return [f"{R}/synth/{wildcards.synth}/seeds.parquet"]
     return pool_files(CFG.synthesis[wildcards.synth].from_)
+
+
+def weakness_entries():
+    return [n for n, s in CFG.synthesis.items() if s.method == "weakness"]
+
+
+def probe_of(name):
+    """(student, recipe, seed, dataset) of a weakness entry's probe."""
+    probe = CFG.synthesis[name].probe
+    seed = CFG.seeds[0] if probe.seed is None else probe.seed
+    return probe.student, probe.recipe, seed, probe.dataset
+
+
+def probe_datasets():
+    return sorted({probe_of(n)[3] for n in weakness_entries()})
+
+
+def weakness_seeds_spec(wildcards):
+    """What the seeds depend on: the pool's name, the resolved probe, the retrieval settings
+    (not the teacher, prompts or the writing settings: editing them keeps the seeds)."""
+    spec = plain(CFG.synthesis[wildcards.synth])
+    student, recipe, seed, dataset = probe_of(wildcards.synth)
+    keys = ("from", "neighbours", "min_similarity", "embedder")
+    return {
+        **{k: spec[k] for k in keys},
+        "probe": {**spec["probe"], "seed": seed},
+    }
+
+
+def weakness_seed_inputs(wildcards):
+    """A weakness entry's pool, its probe's split and the student's grades on it, and a
+    local embedding model folder (editing it recomputes the seeds)."""
+    spec = CFG.synthesis[wildcards.synth]
+    student, recipe, seed, dataset = probe_of(wildcards.synth)
+    inputs = {
+        "pool": pool_files(spec.from_),
+        "probe": f"{R}/datasets/{dataset}.parquet",
+        "grades": f"{R}/probes/{student}/{recipe}/seed-{seed}/{dataset}.grades.parquet",
+    }
+    if Path(spec.embedder.model).is_dir():
+        inputs["embedder"] = spec.embedder.model
+    return inputs
 
 
 def synth_prompt_files(wildcards):
@@ -165,11 +221,12 @@ def synth_prompt_hashes(wildcards):
 
 
 def synth_teacher_files(wildcards):
-    """A local model folder used as hf teacher is an input (editing it reruns the entry)."""
-    teacher = CFG.synthesis[wildcards.synth].teacher
-    if teacher.backend == "hf" and Path(teacher.model).is_dir():
-        return [teacher.model]
-    return []
+    """The files of the local model folders of an entry's hf or vllm teacher and judge are
+    inputs: editing one reruns the entry (a folder's own mtime misses files edited in place).
+    """
+    models = local_models(plain(CFG.synthesis[wildcards.synth])).values()
+    folders = sorted({m["model"] for m in models if Path(m["model"]).is_dir()})
+    return [f for folder in folders for f in model_files(folder)]
 
 
 def select_pool_inputs(wildcards):
@@ -330,6 +387,38 @@ def train_runtime(wildcards, attempt):
     return student_resources(wildcards).runtime * attempt
 
 
+# A synthesis job without a local model (builtin, openai): 1 CPU, no GPU, 4 GB, 60 minutes.
+SYNTH_DEFAULTS = {"gpus": 0, "cpus": 1, "mem_mb": 4000, "runtime": 60}
+
+
+def synth_resources(wildcards):
+    """What a synthesis job asks for: the `resources` of its hf / vllm teacher and judge (the
+    larger of each), else SYNTH_DEFAULTS."""
+    return job_resources(plain(CFG.synthesis[wildcards.synth])) or SYNTH_DEFAULTS
+
+
+def synth_threads(wildcards):
+    return synth_resources(wildcards)["cpus"]
+
+
+def synth_gpus(wildcards):
+    return synth_resources(wildcards)["gpus"]
+
+
+def synth_cpus_per_gpu(wildcards):
+    """CPUs per GPU so that a GPU job gets its `cpus` in all (0: a CPU-only job)."""
+    res = synth_resources(wildcards)
+    return math.ceil(res["cpus"] / res["gpus"]) if res["gpus"] else 0
+
+
+def synth_mem_mb(wildcards, attempt):
+    return synth_resources(wildcards)["mem_mb"] * attempt
+
+
+def synth_runtime(wildcards, attempt):
+    return synth_resources(wildcards)["runtime"] * attempt
+
+
 def synth_teacher_setting(name):
     """One operational setting of a synthesis entry's teacher or judge (`teacher_...`,
     `judge_...`) as a resource: integers and strings only, seconds as milliseconds, unset as ""
@@ -345,7 +434,8 @@ def synth_teacher_setting(name):
 
 
 def benchmark_rows(name):
-    spec = CFG.benchmarks[name]
+    """Rows of a benchmark, or of a dataset a weakness probe answers."""
+    spec = CFG.benchmarks[name] if name in CFG.benchmarks else CFG.datasets[name]
     if spec.source == "builtin":
         return spec.n
     return spec.limit or ASSUMED_BENCHMARK_ROWS
@@ -353,7 +443,8 @@ def benchmark_rows(name):
 
 def eval_samples(wildcards):
     """What one evaluation job generates and grades: benchmark rows x samples per problem."""
-    return benchmark_rows(wildcards.benchmark) * CFG.generation.n_samples
+    name = wildcards.get("benchmark") or wildcards.get("probe")
+    return benchmark_rows(name) * CFG.generation.n_samples
 
 
 def generate_runtime(wildcards, attempt):

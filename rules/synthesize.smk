@@ -1,9 +1,11 @@
 # Synthesis: one shard of one synthesis entry (distill, structure, rephrase). Entries may chain
 # and are shared by every recipe that uses them. Prompt files are inputs and their sha256 params
-# (editing a prompt reruns exactly the entries that use it); a local hf teacher folder is an input.
-# How an openai teacher's (or judge's) server is reached (base_url, api_key_env, concurrency,
-# timeouts, retries, on_unavailable) and where responses are cached are resources, not params:
-# editing them reruns nothing (answers are cached under a key that holds none of them).
+# (editing a prompt reruns exactly the entries that use it); the local model folder of an hf or
+# vllm teacher or judge is an input. How an openai teacher's (or judge's) server is reached
+# (base_url, api_key_env, concurrency, timeouts, retries, on_unavailable) and where responses are
+# cached are resources, not params: editing them reruns nothing (answers are cached under a key
+# that holds none of them). A job whose teacher or judge runs a local model (hf, vllm) asks for
+# its `resources` (GPUs, CPUs, memory, time) as a student's GPU jobs do; other jobs for 1 CPU.
 
 
 rule synthesize_shard:
@@ -21,10 +23,12 @@ rule synthesize_shard:
         f"{R}/runtime/synthesize_shard/{{synth}}/shard-{{shard}}.tsv"
     conda:
         "../envs/data.yaml"
-    threads: 1
+    threads: synth_threads
     resources:
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(60),
+        gpu=synth_gpus,
+        cpus_per_gpu=synth_cpus_per_gpu,
+        mem_mb=synth_mem_mb,
+        runtime=synth_runtime,
         teacher_base_url=synth_teacher_setting("teacher_base_url"),
         teacher_api_key_env=synth_teacher_setting("teacher_api_key_env"),
         teacher_concurrency=synth_teacher_setting("teacher_concurrency"),

@@ -368,7 +368,7 @@ def test_config_keys_of_rewrite_and_extract(models):
         "builtin teacher does not write text": {"method": "rewrite"},
         "'max_pairs' is a key of method extract, not rewrite": {
             "method": "rewrite", "teacher": teacher, "max_pairs": 2},
-        "'min_score' is a key of method rewrite, not distill": {"min_score": 2},
+        "'min_score' is a key of method rewrite/extract, not distill": {"min_score": 2},
         "builtin teacher cannot judge": {
             "method": "extract", "teacher": teacher, "judge": {"backend": "builtin"}},
     }  # fmt: skip

@@ -315,6 +315,7 @@ def test_grader_code_edit_regrades_only(tiny_run, pkg_env):
         grading.write_text(original)
 
 
+@pytest.mark.heavy  # a second whole run: `pytest -m heavy` (not in the default run)
 def test_tables_are_byte_identical_across_runs(tiny_run, tmp_path, pkg_env):
     work, config, env, _ = tiny_run
     run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2", env=env)
@@ -392,10 +393,11 @@ def test_paper_config_dry_runs_offline(tmp_path, pkg_env):
     rules = {}
     for rule, _ in jobs:
         rules[rule] = rules.get(rule, 0) + 1
-    # 8 datasets, 5 benchmarks, 3 synthesis entries (16 + 16 + 4 shards; their teacher servers
-    # are not needed to plan), 8 recipes, 1 student x 3 seeds, 8 x 3 x 5 evaluations
+    # 9 datasets, 5 benchmarks, 5 synthesis entries (16 + 16 + 4 + 16 + 8 shards; their teacher
+    # servers are not needed to plan), 10 recipes, 1 student x 3 seeds, 10 x 3 x 5 evaluations;
+    # the weakness entry's probe: the baseline student (seed 0) answers and is graded once
     assert rules == {
-        "ingest_dataset": 8, "build_benchmark": 5, "synthesize_shard": 36, "select_recipe": 8,
-        "train_student": 24, "generate_answers": 120, "grade_generations": 120, "make_tables": 1,
-        "all": 1,
+        "ingest_dataset": 9, "build_benchmark": 5, "synthesize_shard": 60, "select_recipe": 10,
+        "train_student": 30, "generate_answers": 150, "grade_generations": 150, "make_tables": 1,
+        "probe_answers": 1, "probe_grades": 1, "weakness_seeds": 1, "all": 1,
     }  # fmt: skip

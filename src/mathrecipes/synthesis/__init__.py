@@ -18,7 +18,10 @@ returning kept and rejected rows (:mod:`mathrecipes.synthesis.base`):
                a rubric and a threshold, near duplicates removed
                (:mod:`~mathrecipes.synthesis.rewrite`);
 ``extract``    question / solution pairs extracted from a raw text chunk, each judged, near
-               duplicates removed (:mod:`~mathrecipes.synthesis.extract`).
+               duplicates removed (:mod:`~mathrecipes.synthesis.extract`);
+``weakness``   the student's failures on a training split as seeds: their nearest neighbours in
+               a pool (embeddings), and teacher-written similar problems kept when independent
+               solutions agree (:mod:`~mathrecipes.synthesis.weakness`).
 
 Entries chain (``from:`` another entry), so methods compose: e.g. ``rephrase`` then ``distill``
 on the rephrasings, then ``structure`` on the distilled solutions.
@@ -48,6 +51,7 @@ from mathrecipes.synthesis.prompts import (
 from mathrecipes.synthesis.rephrase import rephrase
 from mathrecipes.synthesis.rewrite import rewrite
 from mathrecipes.synthesis.structure import structure
+from mathrecipes.synthesis.weakness import weakness
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ METHODS: dict[str, Method] = {
     "rephrase": rephrase,
     "rewrite": rewrite,
     "extract": extract,
+    "weakness": weakness,
 }
 # Methods whose outputs an LLM judge scores (the spec's `judge` teacher, else its `teacher`).
 JUDGED_METHODS = ("rewrite", "extract")
@@ -69,8 +74,12 @@ def shard_of(row_id: str, n_shards: int) -> int:
 
 
 def uses_teacher(spec: Mapping[str, Any]) -> bool:
-    """Whether the entry's method calls its teacher (the rule-based splitter does not)."""
-    return not (spec.get("method") == "structure" and spec.get("splitter", "rules") == "rules")
+    """Whether the entry's method calls its teacher (the rule-based splitter and retrieval-only
+    weakness entries do not)."""
+    method = spec.get("method")
+    if method == "weakness":
+        return bool(spec.get("similar"))
+    return not (method == "structure" and spec.get("splitter", "rules") == "rules")
 
 
 def load_prompts(
@@ -131,13 +140,16 @@ def synthesize_shard(
     if method not in METHODS:
         known = ", ".join(METHODS)
         raise ValueError(f"synthesis.{name}.method: unknown method {method!r} (known: {known})")
+    _require_packages(name, spec, {"teacher": teacher, "judge": judge})
     rows = [r for r in read_many(input_paths) if shard_of(r["id"], n_shards) == shard]
     rows.sort(key=lambda r: r["id"])
     prompts = load_prompts(name, spec, prompt_files, prompt_sha256)
     if teacher is None and uses_teacher(spec) and rows:
-        teacher = _make_teacher(spec, threads, cache_dir)
+        teacher = _make_teacher(spec, threads, cache_dir, key=f"synthesis.{name}.teacher")
     if judge is None and method in JUDGED_METHODS and spec.get("judge") and rows:
-        judge = _make_teacher({"teacher": spec["judge"]}, threads, cache_dir)
+        judge = _make_teacher(
+            {"teacher": spec["judge"]}, threads, cache_dir, key=f"synthesis.{name}.judge"
+        )
     checker = AnswerChecker()
     ctx = Context(name, spec, teacher, prompts, checker, progress=progress, judge=judge)
     result = METHODS[method](ctx, rows)
@@ -180,18 +192,33 @@ def _parent_id(row: Mapping[str, str]) -> str:
     return loads_meta(row["meta"])["parent_id"]
 
 
-def _make_teacher(spec: Mapping[str, Any], threads: int | None, cache_dir: Any) -> Any:
+def _require_packages(name: str, spec: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """Fail before any work when a model the job builds needs a package that is missing
+    (vllm, an optional extra); the error names ``synthesis.<name>.<role>.backend``."""
+    from mathrecipes.teachers.operational import job_models
+
+    for role, model in job_models(spec).items():
+        if model.get("backend") == "vllm" and given.get(role) is None:
+            from mathrecipes.teachers.vllm_backend import require_vllm
+
+            require_vllm(f"synthesis.{name}.{role}.backend")
+
+
+def _make_teacher(
+    spec: Mapping[str, Any], threads: int | None, cache_dir: Any, key: str = "teacher"
+) -> Any:
+    from mathrecipes.config import LOCAL_TEACHER_TAGS
     from mathrecipes.teachers import make_teacher
 
     teacher_spec = dict(spec.get("teacher") or {})
     backend = teacher_spec.get("backend", "builtin")
     if backend == "builtin":
         return make_teacher(teacher_spec)
-    if threads and backend == "hf":
+    if threads and backend in LOCAL_TEACHER_TAGS:
         import torch
 
         torch.set_num_threads(threads)
-    return make_teacher(teacher_spec, cache_dir=cache_dir)
+    return make_teacher(teacher_spec, cache_dir=cache_dir, key=key)
 
 
 __all__ = [

@@ -261,6 +261,31 @@ def take(
     return kept, rejected
 
 
+def new_text_failure(
+    sample: Sample,
+    text: str,
+    original: str,
+    seen: dict[tuple[str, str], int],
+    what: str,
+) -> str | None:
+    """Why a text the teacher wrote from a row (a rephrasing, a new problem) cannot be used:
+    the sample's own failure, ``empty``, ``unchanged`` (the row's ``original`` text again) or
+    ``duplicate`` (the same as an earlier sample of the same row; ``seen`` maps (row id,
+    normalised text) to that sample's index and gets this one when it is usable)."""
+    failure = sample.failure()
+    norm = " ".join(text.lower().split())
+    key = (sample.parent["id"], norm)
+    if failure is None and not text:
+        failure = f"empty: no {what} in the output"
+    elif failure is None and norm == " ".join(original.lower().split()):
+        failure = f"unchanged: the {what} is the original problem"
+    elif failure is None and key in seen:
+        failure = f"duplicate: same as {what} {seen[key]}"
+    if failure is None:
+        seen[key] = sample.index
+    return failure
+
+
 def verdict_reason(verdict: str, extracted: str | None, gold: str, what: str = "teacher") -> str:
     """The reject reason for a grader verdict other than ``correct``."""
     if verdict == "incorrect":

@@ -44,6 +44,7 @@ DEFAULT_PROMPTS = {
     "rephrase": "prompts/rephrase/default.txt",
     "rewrite": "prompts/rewrite/default.txt",
     "extract": "prompts/extract/default.txt",
+    "weakness": "prompts/weakness/default.txt",
 }
 # The judge prompt of the judged methods unless `judge_prompt` names another.
 DEFAULT_JUDGE_PROMPTS = {
@@ -62,6 +63,8 @@ REQUIRED_PLACEHOLDERS = {
     ("rewrite", "judge_prompt"): ("article",),
     ("extract", "prompt"): ("text",),
     ("extract", "judge_prompt"): ("problem", "solution"),
+    ("weakness", "prompt"): ("problem",),
+    ("weakness", "solve_prompt"): ("problem",),
 }
 
 
@@ -158,8 +161,10 @@ def prompt_refs(spec: Mapping[str, Any]) -> dict[str, str]:
         return {}
     if method == "structure" and spec.get("splitter", "rules") == "rules":
         return {}
+    if method == "weakness" and not spec.get("similar"):
+        return {}  # retrieval only: the teacher writes nothing
     refs = {"prompt": spec.get("prompt") or DEFAULT_PROMPTS[method]}
-    if method == "rephrase" and spec.get("verify", True):
+    if (method == "rephrase" and spec.get("verify", True)) or method == "weakness":
         refs["solve_prompt"] = spec.get("solve_prompt") or DEFAULT_SOLVE_PROMPT
     if method in DEFAULT_JUDGE_PROMPTS:
         refs["judge_prompt"] = spec.get("judge_prompt") or DEFAULT_JUDGE_PROMPTS[method]

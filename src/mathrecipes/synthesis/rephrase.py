@@ -21,7 +21,14 @@ from __future__ import annotations
 import re
 
 from mathrecipes.grading import extract_answer
-from mathrecipes.synthesis.base import Context, MethodResult, Sample, gold_of, verdict_reason
+from mathrecipes.synthesis.base import (
+    Context,
+    MethodResult,
+    Sample,
+    gold_of,
+    new_text_failure,
+    verdict_reason,
+)
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _LABEL = re.compile(
@@ -42,10 +49,6 @@ def clean_rephrasing(text: str) -> str:
     if len(text) > 1 and _QUOTES.get(text[0]) == text[-1]:
         text = text[1:-1].strip()
     return text
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def rephrase(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
@@ -80,17 +83,10 @@ def rephrase(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
         row = s.parent
         raw = s.text
         text = clean_rephrasing(raw) if model else raw.strip()
-        failure = s.failure()
-        if failure is None and not text:
-            failure = "empty: no rephrased problem in the output"
-        elif failure is None and _norm(text) == _norm(row["problem"]):
-            failure = "unchanged: the rephrasing is the original problem"
-        elif failure is None and (row["id"], _norm(text)) in seen:
-            failure = f"duplicate: same as rephrasing {seen[row['id'], _norm(text)]}"
+        failure = new_text_failure(s, text, row["problem"], seen, "rephrasing")
         if failure is not None:
             result.rejected.append(ctx.reject(s, failure, output=raw))
             continue
-        seen[row["id"], _norm(text)] = s.index
         gold = gold_of(row) or (extract_answer(row["solution"])[0] or "").strip()
         if not gold:
             why = "no_gold: neither a gold answer nor one in the parent solution"
