@@ -81,14 +81,27 @@ class Instrument:
         s["received"] += 1
         s["in_flight"] += 1
         s["max_in_flight"] = max(s["max_in_flight"], s["in_flight"])
-        status = {"code": 0}
+        status = {"code": 0, "done": False}
 
         async def replay() -> dict:
             return {"type": "http.request", "body": raw, "more_body": False}
 
+        def finish() -> None:
+            # Counted before the last chunk goes out: a client whose reply is complete may send
+            # its next request at once, which must not find this one still in flight.
+            if status["done"]:
+                return
+            status["done"] = True
+            s["in_flight"] -= 1
+            if status["code"] == 200:
+                s["answered"] += 1
+                self._write(event="answered", path=path, input=given)
+
         async def watch(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finish()
             await send(message)
 
         try:
@@ -97,17 +110,14 @@ class Instrument:
             if self.require_key and auth != f"Bearer {self.key}":
                 got = (auth or "").removeprefix("Bearer ")
                 msg = f"Incorrect API key provided: {got}"
-                return await self._reply(send, 401, {"error": {"message": msg}})
+                return await self._reply(watch, 401, {"error": {"message": msg}})
             if self.fail:
                 code = self.fail.pop(0)
                 extra = {"retry-after": "0"} if code == 429 else {}
-                return await self._reply(send, code, {"error": {"message": "injected"}}, extra)
+                return await self._reply(watch, code, {"error": {"message": "injected"}}, extra)
             await self.app(scope, replay, watch)
         finally:
-            s["in_flight"] -= 1
-            if status["code"] == 200:
-                s["answered"] += 1
-                self._write(event="answered", path=path, input=given)
+            finish()
 
 
 def main() -> None:
