@@ -35,7 +35,7 @@ CONFIG = REPO / "tests" / "configs" / "synth_openai.yaml"
 # samples per input row: each is one kept or one rejected row (extract: one pair per chunk, as
 # every text of the writer holds one)
 PER_ROW = {"distilled": 3, "relabeled": 3, "structured": 1, "rephrased": 2}
-PER_ROW.update(rewritten=1, extracted=1)
+PER_ROW.update(rewritten=1, extracted=1)  # weakness: check_weakness
 SAMPLING = {"max_tokens", "temperature", "top_p", "seed"}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # What the writer model writes, whatever the prompt (the request's seed picks one): a rephrasing
@@ -122,6 +122,9 @@ def test_every_row_kept_or_rejected_with_provenance(synth_run):
     assert all(len(r["problem"]) <= 400 and r["answer"] == "" for r in inputs["notes"])
     sent = 0
     for name, entry in raw["synthesis"].items():
+        if entry["method"] == "weakness":
+            sent += check_weakness(name, entry, res, inputs[entry["from"]], servers)
+            continue
         rows = inputs[entry["from"]]
         n_shards, k = entry["shards"], PER_ROW[name]
         srv = servers[entry["teacher"]["model"]]
@@ -177,6 +180,51 @@ def test_every_row_kept_or_rejected_with_provenance(synth_run):
         if entry["method"] == "distill" and entry["keep"] == "verified":
             assert kept_total <= len(rows)  # per_problem: 1
     assert sent == received(servers) > 0  # the servers saw each request once
+
+
+def check_weakness(name, entry, res, pool, servers) -> int:
+    """The probe student's failures are the seeds; every seed's neighbour is kept as retrieved,
+    every written problem (``similar`` per seed) is kept when its two solutions (7 or 8 from the
+    writer) agree, or rejected with its reason; returns the requests sent."""
+    seeds = read_records(res / "synth" / name / "seeds.parquet")
+    graded = pq.read_table(res / "probes/nano/base/seed-0/arith.grades.parquet").to_pylist()
+    assert {s["id"] for s in seeds} == {
+        g["problem_id"] for g in graded if g["verdict"] != "correct"
+    }
+    assert seeds, "the 2-step student should fail some arith problems"
+    pool_ids = {r["id"] for r in pool}
+    srv = servers[entry["teacher"]["model"]]
+    written, rejected_written, sent, kinds = [], [], 0, set()
+    for shard in range(entry["shards"]):
+        base = res / "synth" / name / f"shard-{shard}"
+        kept = read_records(f"{base}.parquet")
+        rejects = pq.read_table(f"{base}.rejects.parquet").to_pylist()
+        summary = json.loads(Path(f"{base}.manifest.json").read_text())["summary"]
+        mine = {s["id"] for s in seeds if shard_of(s["id"], entry["shards"]) == shard}
+        for r in kept:
+            m = meta(r)
+            assert m["parent_id"] in mine and m["method"] == "weakness"
+            if m["kind"] == "retrieved":
+                assert m["retrieved_id"] in pool_ids and m["retrieved_id"] != m["parent_id"]
+                assert r["id"] == f"{name}/{m['retrieved_id']}" and m["teacher"] is None
+            else:
+                assert m["kind"] == "written" and m["teacher"]["model"] == str(srv.model)
+                assert r["answer"] in ("7", "8") and len(m["solve_sampling"]) == 2
+                assert SHA256.match(m["prompt"]["sha256"]) and m["solutions_agreeing"] == 2
+                written.append((m["parent_id"], m["sample"]))
+        for r in rejects:
+            assert set(r) == set(REJECT_FIELDS) and r["parent_id"] in mine
+            kind = r["reason"].split(":")[0]
+            kinds.add(kind)
+            if kind != "no_neighbour":
+                rejected_written.append((r["parent_id"], r["attempt"]))
+        sent += summary["usage"]["requests"] - summary["usage"]["cached"]
+    assert kinds <= {"disagree", "duplicate", "unsolved", "no_neighbour"}, kinds
+    # every written problem is one kept or one rejected row
+    want = sorted((s["id"], j) for s in seeds for j in range(entry["similar"]))
+    assert sorted(written + rejected_written) == want
+    assert written or "disagree" in kinds  # the solves ran and were compared
+    return sent
 
 
 def check_rephrase_solves(entry, n_rows, kept, rejects, usage):
