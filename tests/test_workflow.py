@@ -265,6 +265,7 @@ def test_checkpointing_edit_reruns_nothing(tiny_run):
     assert _dry_run_after(tiny_run, edit) == set()
 
 
+@pytest.mark.heavy  # a minute; test_synthesis_workflow's rerun test checks the same with a server
 def test_openai_teacher_connection_edits_rerun_nothing(tmp_path, pkg_env):
     """How an openai teacher's server is reached is not a param: editing it reruns nothing,
     while a sampling edit reruns the entry. The teacher points at a closed port (no server:
