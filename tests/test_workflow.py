@@ -394,11 +394,12 @@ def test_paper_config_dry_runs_offline(tmp_path, pkg_env):
     rules = {}
     for rule, _ in jobs:
         rules[rule] = rules.get(rule, 0) + 1
-    # 9 datasets, 5 benchmarks, 5 synthesis entries (16 + 16 + 4 + 16 + 8 shards; their teacher
-    # servers are not needed to plan), 10 recipes, 1 student x 3 seeds, 10 x 3 x 5 evaluations;
-    # the weakness entry's probe: the baseline student (seed 0) answers and is graded once
+    # 10 datasets (one of raw text), 5 benchmarks, 7 synthesis entries (distill 16 + 16,
+    # structure 4, rephrase 16, weakness 8, rewrite 16, extract 16 shards; their teacher servers
+    # are not needed to plan), 11 recipes, 1 student x 3 seeds, 11 x 3 x 5 evaluations; the
+    # weakness entry's probe: the baseline student (seed 0) answers and is graded once
     assert rules == {
-        "ingest_dataset": 9, "build_benchmark": 5, "synthesize_shard": 60, "select_recipe": 10,
-        "train_student": 30, "generate_answers": 150, "grade_generations": 150, "make_tables": 1,
+        "ingest_dataset": 10, "build_benchmark": 5, "synthesize_shard": 92, "select_recipe": 11,
+        "train_student": 33, "generate_answers": 165, "grade_generations": 165, "make_tables": 1,
         "probe_answers": 1, "probe_grades": 1, "weakness_seeds": 1, "all": 1,
     }  # fmt: skip
