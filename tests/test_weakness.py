@@ -226,6 +226,11 @@ def test_config_checks_the_probe_and_cycles():
     with pytest.raises(ConfigError, match=r"synthesis.weak.probe.recipe.*cycle.*recipes.targeted"):
         load_config(config(probe={"dataset": "probe_split", "student": "nano",
                                   "recipe": "targeted"}))  # fmt: skip
+    raw = config(probe={"dataset": "notes", "student": "nano", "recipe": "base"})
+    raw["datasets"]["notes"] = {"source": "local", "path": str(REPO / "tests/data/textbook/*"),
+                                "format": "text"}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"synthesis.weak.probe.dataset.*raw text"):
+        load_config(raw)  # no gold answers: nothing to fail on
     with pytest.raises(ConfigError, match="similar > 0 needs a model teacher"):
         load_config(config(similar=2))
     with pytest.raises(ConfigError, match="needs probe"):
