@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -44,6 +45,8 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 WRITER = "Question: what is three plus four? Solution : count up \\boxed{A} Score B"
 WRITER_TEXTS = [WRITER.replace("A", a).replace("B", b) for a in "78" for b in "52"]
 ROLES = ("teacher", "judge")
+KEY_ENV = "MATHRECIPES_TEST_TEACHER_KEY"
+PLANTED = f"sk-planted-{secrets.token_hex(16)}"  # an API key that must appear in no file
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # `pytest -m heavy` (not in the default run)
 
@@ -86,12 +89,17 @@ def synth_run(model_dir, writer_dir, pkg_env, tmp_path_factory):  # noqa: F811
                         **entry[role],
                         "model": str(srv.model),
                         "base_url": f"{srv.url}/v1",
+                        "api_key_env": KEY_ENV,  # sent to the server, written nowhere
                     }
         config = work / "c.yaml"
         config.write_text(yaml.safe_dump(raw, sort_keys=False))
         _, env = pkg_env  # a copy of the package: edits to the tree meanwhile change nothing
+        env = {**env, KEY_ENV: PLANTED}
         start = time.monotonic()
-        run_snakemake(work, "--configfile", str(config), "--cores", "2", "all_synthesis", env=env)
+        proc = run_snakemake(
+            work, "--configfile", str(config), "--cores", "2", "all_synthesis", env=env
+        )
+        (work / "snakemake.out").write_text(proc.stdout + proc.stderr)  # searched for the key
         by_model = {str(srv.model): srv for srv in servers.values()}
         print(f"first run: {time.monotonic() - start:.1f} s, {received(by_model)} requests")
         yield work, raw, config, env, by_model
@@ -276,6 +284,25 @@ def check_judged(entry, n_rows, kept, rejects, summary):
             assert (r["answer"], r["answer_type"]) in (("7", "integer"), ("8", "integer"))
             assert r["problem"] == "what is three plus four?"
     assert len(texts) == len(kept)  # no two kept rows of a shard are near duplicates
+
+
+def test_the_planted_api_key_is_in_no_file(synth_run):
+    """Every file of the run (shards, rejects, manifests, logs, the response caches, Snakemake's
+    metadata and its output) is searched for the key the teachers were given."""
+    work, raw, *_ = synth_run
+    assert all(e["teacher"]["api_key_env"] == KEY_ENV for e in raw["synthesis"].values())
+    files = [p for p in work.rglob("*") if p.is_file()]
+    kinds = {p.suffix for p in files}
+    assert {".parquet", ".json", ".log", ".sqlite", ".out"} <= kinds, kinds
+
+    def text(p: Path) -> str:  # a parquet file's values are compressed: search them decoded
+        if p.suffix == ".parquet":
+            return json.dumps(pq.read_table(p).to_pylist(), default=str)
+        return p.read_bytes().decode("utf-8", "replace")
+
+    leaks = [str(p) for p in files if PLANTED in text(p)]
+    assert not leaks, f"the API key is written in {leaks}"
+    print(f"planted key searched in {len(files)} files: 0 hits")
 
 
 def test_a_rerun_sends_no_request(synth_run):
