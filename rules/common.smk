@@ -124,10 +124,17 @@ def pool_files(name):
 
 
 def synth_lineage(name):
-    """Every synthesis shard behind a pool, following chains (for provenance)."""
+    """Every synthesis shard behind a pool, following chains (for provenance); a weakness
+    entry adds its seeds and the probe student's grades they come from."""
     files = []
     while name in CFG.synthesis:
         files.extend(pool_files(name))
+        if CFG.synthesis[name].method == "weakness":
+            student, recipe, seed, dataset = probe_of(name)
+            files.append(f"{R}/synth/{name}/seeds.parquet")
+            files.append(
+                f"{R}/probes/{student}/{recipe}/seed-{seed}/{dataset}.grades.parquet"
+            )
         name = CFG.synthesis[name].from_
     return files
 

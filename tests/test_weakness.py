@@ -274,8 +274,11 @@ def test_workflow_student_failures_feed_synthesis(tmp_path):
     parents = {meta(r)["parent_id"] for r in kept} | {r["parent_id"] for r in rejected}
     assert parents == failures  # every failure accounted for
     assert len(kept) == manifest["summary"]["retrieved"]
-    # the probe is not a benchmark: it is in no table
+    # the probe is not a benchmark: it is in no table, but the cells of the recipe using the
+    # entry trace back to its seeds and the probe's grades
     assert "probe_split" not in (res / "tables/scores.csv").read_text()
+    trace = (res / "tables/provenance.json").read_text()
+    assert "synth/weak/seeds.parquet" in trace and "probe_split.grades.parquet" in trace
 
     # editing the retrieval reruns the seeds and what uses them, never the probe's student
     raw = yaml.safe_load(cfg.read_text())
