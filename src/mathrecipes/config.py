@@ -264,13 +264,19 @@ TEACHER_TAGS = ("builtin", "openai", "hf", "vllm")
 LOCAL_TEACHER_TAGS = ("hf", "vllm")
 
 
-class SynthNearDedup(Strict):
-    """rewrite / extract: MinHash near-duplicate removal among the judged rows of a shard."""
+class NearDedup(Strict):
+    """MinHash near-duplicate removal: a recipe's selection option (off by default)."""
 
-    enabled: bool = True
+    enabled: bool = False
     threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard of word shingles")
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
     ngram: int = Field(5, ge=1, description="words per shingle")
+
+
+class SynthNearDedup(NearDedup):
+    """rewrite / extract: the same removal among the judged rows of a shard (on by default)."""
+
+    enabled: bool = True
 
 
 class WeaknessProbe(Strict):
@@ -511,13 +517,6 @@ class Decontamination(Strict):
         description="share of the shorter text's n-grams that must be shared; 0 = any shared n-gram",
     )
     benchmarks: list[Name] | Literal["all"] = "all"
-
-
-class NearDedup(Strict):
-    enabled: bool = False
-    threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard of word shingles")
-    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
-    ngram: int = Field(5, ge=1, description="words per shingle")
 
 
 class RowFilters(Strict):
