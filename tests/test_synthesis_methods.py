@@ -337,9 +337,6 @@ CHAIN = "Step 1: add. \\boxed{7}"
 def chain_model(folder: Path, chat_template: str | None = None) -> Path:
     """A Llama that writes CHAIN (the 7 or an 8 at random) after any prompt ending in a blank
     line, then its eos (see the module docstring)."""
-    import torch
-
-    from mathrecipes.training.model import build_scratch_model
     from mathrecipes.training.tokenizer import train_bpe_tokenizer
 
     texts = [CHAIN, CHAIN.replace("7", "8"), "What is 3 + 4?\n\n", "Rephrase it.\n\n"] * 20
@@ -354,13 +351,30 @@ def chain_model(folder: Path, chat_template: str | None = None) -> Path:
     for end in ("Ċ", "ĊĊ"):  # a prompt's trailing blank line
         if tok.convert_tokens_to_ids(end) is not None:
             after[tok.convert_tokens_to_ids(end)] = [path[0]]
+    model = markov_llama(tok, after, max_positions=1024)
+    if chat_template:
+        tok.chat_template = chat_template
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def markov_llama(tok, after: dict[int, list[int]], max_positions: int):
+    """A 1-layer Llama whose next token depends on the current token only: after token ``t``
+    one of ``after[t]``, equally likely (layers add nothing to the residual stream, which is
+    the current token's one-hot embedding)."""
+    import torch
+
+    from mathrecipes.training.model import build_scratch_model
+
     dims = {t: i for i, t in enumerate(after)}
+    assert len(dims) <= 64, "more states than hidden dimensions"
     model_spec = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, max_position_embeddings=1024, rope_theta=10000.0,
-                      tie_word_embeddings=False)  # fmt: skip
+                      num_attention_heads=2, max_position_embeddings=max_positions,
+                      rope_theta=10000.0, tie_word_embeddings=False)  # fmt: skip
     model = build_scratch_model(model_spec, tok, seed=0)
     with torch.no_grad():
-        for layer in model.model.layers:  # the residual stream is the current token's embedding
+        for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
         model.model.embed_tokens.weight.zero_()
@@ -369,11 +383,7 @@ def chain_model(folder: Path, chat_template: str | None = None) -> Path:
             model.model.embed_tokens.weight[t, dims[t]] = 1.0
             for n in nexts:
                 model.lm_head.weight[n, dims[t]] = 10.0
-    if chat_template:
-        tok.chat_template = chat_template
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return model
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from test_synthesis_methods import markov_llama
 
 from mathrecipes.neardup import near_duplicates
 from mathrecipes.records import read_records, write_records
@@ -39,9 +40,6 @@ def markov_model(folder: Path, texts: list[str]) -> Path:
     """A Llama whose next token depends on the current token only: after a prompt ending in a
     blank line it writes one of ``texts`` (then its eos), branching wherever two texts part.
     Checks that the chain writes exactly ``texts`` and nothing else."""
-    import torch
-
-    from mathrecipes.training.model import build_scratch_model
     from mathrecipes.training.tokenizer import train_bpe_tokenizer
 
     tok = train_bpe_tokenizer(
@@ -73,22 +71,7 @@ def markov_model(folder: Path, texts: list[str]) -> Path:
             else:
                 stack.append((n, [*seq, n]))
     assert outputs == set(texts), outputs
-    dims = {t: i for i, t in enumerate(after)}
-    model_spec = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, max_position_embeddings=4096, rope_theta=10000.0,
-                      tie_word_embeddings=False)  # fmt: skip
-    assert len(dims) <= 64
-    model = build_scratch_model(model_spec, tok, seed=0)
-    with torch.no_grad():
-        for layer in model.model.layers:  # the residual stream is the current token's embedding
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        model.model.embed_tokens.weight.zero_()
-        model.lm_head.weight.zero_()
-        for t, nexts in after.items():
-            model.model.embed_tokens.weight[t, dims[t]] = 1.0
-            for n in nexts:
-                model.lm_head.weight[n, dims[t]] = 10.0
+    model = markov_llama(tok, after, max_positions=4096)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
