@@ -130,6 +130,7 @@ def test_seeds_are_failures_with_unique_nearest_neighbours(embedder):
         assert [n["rank"] for n in v] == list(range(len(v)))
         assert all(v[i]["similarity"] >= v[i + 1]["similarity"] for i in range(len(v) - 1))
     assert json.loads(seeds[1]["meta"])["weakness"]["pass_rate"] == 0.0
+    assert json.loads(seeds[1]["meta"])["weakness"]["samples"] == 2
     assert summary["failures"] == 3 and summary["gold_unreadable"] == 1
     assert summary["retrieved"] == len(retrieved)
     # a similarity floor keeps only close neighbours

@@ -87,6 +87,9 @@ def find_seeds(
     k = int(spec.get("neighbours", 4))
     min_sim = float(spec.get("min_similarity", 0.0))
     rates = pass_rates(grades)
+    samples: dict[str, int] = {}
+    for g in grades:
+        samples[str(g["problem_id"])] = samples.get(str(g["problem_id"]), 0) + 1
     graded = [r for r in probe_rows if r["id"] in rates]
     failures = [
         r for r in graded if rates[r["id"]] is not None and rates[r["id"]] <= max_pass + 1e-12
@@ -144,7 +147,7 @@ def find_seeds(
         meta = loads_meta(fail.get("meta") or "")
         meta["weakness"] = {
             "pass_rate": rates[fail["id"]],
-            "samples": sum(1 for g in grades if str(g["problem_id"]) == fail["id"]),
+            "samples": samples[fail["id"]],
             "neighbours": neighbours.get(fi, []),
         }
         seeds.append({**{f: fail[f] for f in fail}, "meta": dumps_meta(meta)})
