@@ -6,8 +6,9 @@ import pytest
 
 from mathrecipes import provenance as P
 
-# Modules that cannot change a result: they are deliberately in no fingerprint.
-NOT_RESULT_AFFECTING = {"config.py", "runlog.py", "cli.py", "py.typed"}
+# Modules that cannot change a result: they are deliberately in no fingerprint (the config
+# schema reaches every job through its params instead).
+NOT_RESULT_AFFECTING = {"config", "runlog.py", "cli.py", "py.typed"}
 
 
 def _entries_claimed():
@@ -24,7 +25,9 @@ def test_every_module_belongs_to_a_stage():
         for p in P.PACKAGE_DIR.rglob("*.py")
         if "__pycache__" not in p.parts
     }
-    unclaimed = modules - _entries_claimed() - NOT_RESULT_AFFECTING
+    unclaimed = {
+        m for m in modules - _entries_claimed() if m.split("/")[0] not in NOT_RESULT_AFFECTING
+    }
     assert not unclaimed, f"add these to provenance.STAGE_MODULES: {sorted(unclaimed)}"
 
 

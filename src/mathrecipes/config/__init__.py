@@ -1,0 +1,102 @@
+"""The config schema, validated before any job runs.
+
+The Snakefile calls :func:`load_config` on the merged Snakemake config. Unknown keys and wrong
+types fail with a message that names the full key path (``recipes.better.volume.fraction``).
+Every section is a pydantic model with ``extra="forbid"``; defaults live here and nowhere else.
+
+One module per section: :mod:`~mathrecipes.config.sources` (``datasets``, ``benchmarks``),
+:mod:`~mathrecipes.config.teachers` and :mod:`~mathrecipes.config.synthesis` (``synthesis``),
+:mod:`~mathrecipes.config.recipes`, :mod:`~mathrecipes.config.students`,
+:mod:`~mathrecipes.config.evaluation` (``generation``, ``grading``, ``tables``); the whole config
+and its cross-references in :mod:`~mathrecipes.config.experiment`. Every name is importable from
+here.
+"""
+
+from mathrecipes.config.base import NAME_RE, ConfigError, Name, Strict, plain, slug
+from mathrecipes.config.evaluation import GenerationSpec, GradingSpec, TablesSpec
+from mathrecipes.config.experiment import Config, load_config, validate_source
+from mathrecipes.config.recipes import (
+    Decontamination,
+    MixPart,
+    NearDedup,
+    RecipeSpec,
+    RowFilters,
+    Volume,
+)
+from mathrecipes.config.sources import (
+    SOURCE_TAGS,
+    BuiltinSource,
+    HFSource,
+    LocalSource,
+    SourceSpec,
+    source_problems,
+)
+from mathrecipes.config.students import (
+    Checkpointing,
+    ModelSpec,
+    StudentResources,
+    StudentSpec,
+    TokenizerSpec,
+    TrainingSpec,
+)
+from mathrecipes.config.synthesis import (
+    EmbedderSpec,
+    SynthesisSpec,
+    SynthNearDedup,
+    WeaknessProbe,
+)
+from mathrecipes.config.teachers import (
+    LOCAL_TEACHER_TAGS,
+    TEACHER_TAGS,
+    AnyTeacherSpec,
+    HFTeacherSpec,
+    OpenAITeacherSpec,
+    TeacherResources,
+    TeacherSpec,
+    VLLMTeacherSpec,
+)
+
+__all__ = [
+    "LOCAL_TEACHER_TAGS",
+    "NAME_RE",
+    "SOURCE_TAGS",
+    "TEACHER_TAGS",
+    "AnyTeacherSpec",
+    "BuiltinSource",
+    "Checkpointing",
+    "Config",
+    "ConfigError",
+    "Decontamination",
+    "EmbedderSpec",
+    "GenerationSpec",
+    "GradingSpec",
+    "HFSource",
+    "HFTeacherSpec",
+    "LocalSource",
+    "MixPart",
+    "ModelSpec",
+    "Name",
+    "NearDedup",
+    "OpenAITeacherSpec",
+    "RecipeSpec",
+    "RowFilters",
+    "SourceSpec",
+    "Strict",
+    "StudentResources",
+    "StudentSpec",
+    "SynthNearDedup",
+    "SynthesisSpec",
+    "TablesSpec",
+    "TeacherResources",
+    "TeacherSpec",
+    "TokenizerSpec",
+    "TrainingSpec",
+    "VLLMTeacherSpec",
+    "Volume",
+    "WeaknessProbe",
+    "load_config",
+    "plain",
+    "slug",
+    "source_problems",
+    "validate_source",
+]

@@ -1,0 +1,69 @@
+"""``generation``, ``grading`` and ``tables``: how the students are evaluated and reported."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from mathrecipes.config.base import Name, Strict
+
+
+class GenerationSpec(Strict):
+    backend: Literal["hf", "vllm"] = Field(
+        "hf", description="hf: transformers, batched; vllm: offline vLLM (optional package)"
+    )
+    max_new_tokens: int = Field(128, gt=0)
+    batch_size: int = Field(128, gt=0, description="sequences per batch (vllm: per request chunk)")
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    n_samples: int = Field(1, ge=1)
+    seed: int = 0
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights and activations: auto = bfloat16 on a GPU, float32 on a CPU"
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa"] = Field(
+        "auto", description="hf only: auto = sdpa on a GPU, eager on a CPU"
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the decoding step with CUDA graphs (hf); vllm: false = enforce_eager",
+    )
+
+    @model_validator(mode="after")
+    def _greedy(self) -> GenerationSpec:
+        if self.temperature == 0 and self.n_samples > 1:
+            raise ValueError("n_samples > 1 needs temperature > 0 (greedy samples are identical)")
+        if self.backend == "vllm" and self.attn_implementation != "auto":
+            raise ValueError("attn_implementation applies to backend hf only (vLLM picks its own)")
+        return self
+
+
+class GradingSpec(Strict):
+    timeout_s: float = Field(5.0, gt=0, description="hard per-item limit")
+    workers: int = Field(2, ge=1, description="worker processes (the job's threads)")
+    float_rounding: int = Field(6, ge=0)
+    numeric_precision: int = Field(15, ge=1)
+    policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="answer-equivalence settings for every benchmark (mathrecipes.grading.GradeSettings)",
+    )
+    benchmarks: dict[Name, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per-benchmark overrides of `policy`, e.g. aime24: {integer_answers: true}",
+    )
+
+    def settings_for(self, benchmark: str) -> dict[str, Any]:
+        """The grading settings of one benchmark, without ``workers`` (it never changes a verdict)."""
+        return {
+            "timeout_s": self.timeout_s,
+            "float_rounding": self.float_rounding,
+            "numeric_precision": self.numeric_precision,
+            **self.policy,
+            **self.benchmarks.get(benchmark, {}),
+        }
+
+
+class TablesSpec(Strict):
+    baseline: Name
+    figure_benchmarks: list[Name] | Literal["all"] = "all"

@@ -1,0 +1,311 @@
+"""The whole config: its sections, their cross-references, and :func:`load_config`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mathrecipes.config.base import ConfigError, Name, Strict
+from mathrecipes.config.evaluation import GenerationSpec, GradingSpec, TablesSpec
+from mathrecipes.config.recipes import RecipeSpec
+from mathrecipes.config.sources import SOURCE_TAGS, BuiltinSource, SourceSpec, source_problems
+from mathrecipes.config.students import StudentSpec
+from mathrecipes.config.synthesis import SynthesisSpec
+from mathrecipes.config.teachers import TEACHER_TAGS
+
+
+class Config(Strict):
+    results: str = "results"
+    seeds: list[int] = Field(min_length=1)
+    datasets: dict[Name, SourceSpec] = Field(min_length=1)
+    benchmarks: dict[Name, SourceSpec] = Field(min_length=1)
+    synthesis: dict[Name, SynthesisSpec] = Field(default_factory=dict)
+    recipes: dict[Name, RecipeSpec] = Field(min_length=1)
+    students: dict[Name, StudentSpec] = Field(min_length=1)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    grading: GradingSpec = Field(default_factory=GradingSpec)
+    tables: TablesSpec
+
+    def reference_problems(self) -> list[tuple[str, str]]:
+        """Cross-references between sections, as (key path, problem) pairs."""
+        problems: list[tuple[str, str]] = []
+        for name in sorted(set(self.datasets) & set(self.synthesis)):
+            problems.append((f"synthesis.{name}", f"name already used by datasets.{name}"))
+        pools = set(self.datasets) | set(self.synthesis)
+        for name, spec in self.synthesis.items():
+            if spec.from_ not in pools:
+                problems.append(
+                    (
+                        f"synthesis.{name}.from",
+                        f"{spec.from_!r} is neither a dataset nor a synthesis entry",
+                    )
+                )
+        for name, recipe in self.recipes.items():
+            given = [part.weight is not None for part in recipe.mix]
+            if any(given) and not all(given):
+                problems.append(
+                    (
+                        f"recipes.{name}.mix",
+                        "give a weight on every part or on none (none: pools whole)",
+                    )
+                )
+            for i, part in enumerate(recipe.mix):
+                if part.from_ not in pools:
+                    problems.append(
+                        (
+                            f"recipes.{name}.mix.{i}.from",
+                            f"{part.from_!r} is neither a dataset nor a synthesis entry",
+                        )
+                    )
+            benches = recipe.decontaminate.benchmarks
+            if benches != "all":
+                for b in benches:
+                    if b not in self.benchmarks:
+                        problems.append(
+                            (f"recipes.{name}.decontaminate.benchmarks", f"unknown benchmark {b!r}")
+                        )
+        if self.tables.baseline not in self.recipes:
+            problems.append(("tables.baseline", f"{self.tables.baseline!r} is not a recipe"))
+        if self.tables.figure_benchmarks != "all":
+            for b in self.tables.figure_benchmarks:
+                if b not in self.benchmarks:
+                    problems.append(("tables.figure_benchmarks", f"unknown benchmark {b!r}"))
+        problems.extend(self._cycles())
+        for name, spec in self.benchmarks.items():
+            if isinstance(spec, BuiltinSource) and spec.split != "test":
+                problems.append(
+                    (
+                        f"benchmarks.{name}.split",
+                        "builtin benchmarks must use split 'test' (train and test are "
+                        "disjoint by construction)",
+                    )
+                )
+        if len(set(self.seeds)) != len(self.seeds):
+            problems.append(("seeds", "duplicate seed"))
+        problems.extend(self._format_problems())
+        problems.extend(self._text_problems())
+        problems.extend(self._grading_problems())
+        return problems
+
+    def answerless_pools(self) -> set[str]:
+        """Pools whose rows have no gold answer: datasets read with format ``text``, and
+        ``rewrite`` entries on such a pool (an article keeps its chunk's missing answer)."""
+        pools = {n for n, s in self.datasets.items() if getattr(s, "format", None) == "text"}
+        grown = True
+        while grown:
+            grown = False
+            for name, spec in self.synthesis.items():
+                if name not in pools and spec.method == "rewrite" and spec.from_ in pools:
+                    pools.add(name)
+                    grown = True
+        return pools
+
+    def _text_problems(self) -> list[tuple[str, str]]:
+        """Raw text (no answer) may only feed rewrite and extract: not a benchmark, a recipe or
+        another method."""
+        problems = []
+        for name, spec in self.benchmarks.items():
+            if getattr(spec, "format", None) == "text":
+                problems.append(
+                    (f"benchmarks.{name}.format", "a benchmark needs gold answers; text has none")
+                )
+        answerless = self.answerless_pools()
+
+        def why(pool: str) -> str:
+            if pool in self.datasets:
+                return f"{pool!r} is raw text without answers (format: text)"
+            return f"{pool!r} rewrites raw text without answers (format: text)"
+
+        for name, spec in self.synthesis.items():
+            probe = getattr(spec, "probe", None)  # weakness: the student answers, graded
+            if probe is not None and getattr(probe, "dataset", None) in answerless:
+                problems.append(
+                    (f"synthesis.{name}.probe.dataset", f"{why(probe.dataset)}: nothing to grade")
+                )
+            if spec.from_ not in answerless:
+                continue
+            if spec.method not in ("rewrite", "extract"):
+                problems.append(
+                    (
+                        f"synthesis.{name}.from",
+                        f"{why(spec.from_)}: only a rewrite or extract entry can read it, "
+                        f"not {spec.method}",
+                    )
+                )
+            elif spec.from_ in self.datasets and spec.text_field == "solution":
+                problems.append(
+                    (
+                        f"synthesis.{name}.text_field",
+                        f"{spec.from_!r} is raw text: its text is the problem, its solution is "
+                        "empty (text_field: problem)",
+                    )
+                )
+        for name, recipe in self.recipes.items():
+            for i, part in enumerate(recipe.mix):
+                if part.from_ in answerless:
+                    problems.append(
+                        (
+                            f"recipes.{name}.mix.{i}.from",
+                            f"{why(part.from_)}: train on the pairs an extract entry draws "
+                            "from it instead",
+                        )
+                    )
+        return problems
+
+    def _grading_problems(self) -> list[tuple[str, str]]:
+        from mathrecipes.grading import GradeSettings
+
+        problems = []
+        for name in self.grading.benchmarks:
+            if name not in self.benchmarks:
+                problems.append((f"grading.benchmarks.{name}", "not a configured benchmark"))
+        for name in sorted(self.benchmarks):
+            key = (
+                f"grading.benchmarks.{name}"
+                if name in self.grading.benchmarks
+                else "grading.policy"
+            )
+            try:
+                GradeSettings.from_dict(self.grading.settings_for(name))
+            except (ValueError, TypeError) as exc:
+                problems.append((key, str(exc)))
+        return sorted(set(problems))
+
+    def _format_problems(self) -> list[tuple[str, str]]:
+        problems = []
+        for section in ("datasets", "benchmarks"):
+            for name, spec in getattr(self, section).items():
+                problems.extend(source_problems(f"{section}.{name}", spec))
+        return problems
+
+    def _cycles(self) -> list[tuple[str, str]]:
+        for start in self.synthesis:
+            seen = [start]
+            node = self.synthesis[start].from_
+            while node in self.synthesis:
+                if node in seen:
+                    return [(f"synthesis.{start}.from", f"cycle {' -> '.join([*seen, node])}")]
+                seen.append(node)
+                node = self.synthesis[node].from_
+        return self._probe_problems()
+
+    def _probe_problems(self) -> list[tuple[str, str]]:
+        """weakness entries: the probe's names exist, and its student's recipe does not use
+        the entry (directly, through a chain, or through another weakness entry's probe)."""
+        problems = []
+        for name, spec in sorted(self.synthesis.items()):
+            probe = spec.probe if spec.method == "weakness" else None
+            if probe is None:
+                continue
+            key = f"synthesis.{name}.probe"
+            for field, section in (("dataset", "datasets"), ("student", "students")):
+                if getattr(probe, field) not in getattr(self, section):
+                    problems.append(
+                        (f"{key}.{field}", f"{getattr(probe, field)!r} is not in {section}")
+                    )
+            if probe.recipe not in self.recipes:
+                problems.append((f"{key}.recipe", f"{probe.recipe!r} is not a recipe"))
+                continue
+            path = self._recipe_path_to(probe.recipe, name, [])
+            if path is not None:
+                problems.append(
+                    (
+                        f"{key}.recipe",
+                        f"cycle: the student's recipe uses this entry ({' -> '.join(path)})",
+                    )
+                )
+        return problems
+
+    def _recipe_path_to(self, recipe: str, target: str, seen: list[str]) -> list[str] | None:
+        """A dependency path from ``recipe`` to synthesis entry ``target``, or None."""
+        if recipe in seen or recipe not in self.recipes:
+            return None
+        seen.append(recipe)
+        for part in self.recipes[recipe].mix:
+            node, steps = part.from_, [f"recipes.{recipe}"]
+            while node in self.synthesis:
+                steps.append(f"synthesis.{node}")
+                if node == target:
+                    return steps
+                spec = self.synthesis[node]
+                if spec.method == "weakness" and spec.probe is not None:
+                    sub = self._recipe_path_to(spec.probe.recipe, target, seen)
+                    if sub is not None:
+                        return [*steps, *sub]
+                node = spec.from_
+        return None
+
+
+def validate_source(raw: dict[str, Any], key: str = "source") -> BaseModel:
+    """Validate one source spec outside a whole config (the command line uses this)."""
+    from pydantic import TypeAdapter
+
+    try:
+        spec = TypeAdapter(SourceSpec).validate_python(raw)
+    except ValidationError as exc:
+        lines = [
+            line.replace("config key '", f"config key '{key}.", 1) for line in _format_errors(exc)
+        ]
+        raise ConfigError("invalid source:\n" + "\n".join(f"  {p}" for p in lines)) from None
+    problems = source_problems(key, spec)
+    if problems:
+        raise ConfigError(
+            "invalid source:\n" + "\n".join(f"  config key '{k}': {m}" for k, m in problems)
+        )
+    return spec
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        parts = list(err["loc"])
+        # pydantic puts the tag of a tagged union into the path: datasets.<name>.<tag>.<key>
+        if len(parts) > 2 and parts[0] in ("datasets", "benchmarks") and parts[2] in SOURCE_TAGS:
+            del parts[2]
+        # ... and so does the teacher union: synthesis.<name>.teacher.<backend>.<key>
+        teacher = len(parts) > 2 and parts[0] == "synthesis" and parts[2] == "teacher"
+        if teacher and len(parts) > 3 and parts[3] in TEACHER_TAGS:
+            del parts[3]
+        loc = ".".join(str(p) for p in parts)
+        if teacher and len(parts) == 3 and err["type"] == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("tag")
+            lines.append(
+                f"config key '{loc}.backend': unknown teacher backend {tag!r} "
+                f"(expected one of {', '.join(TEACHER_TAGS)})"
+            )
+            continue
+        value = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+            value = None
+        elif err["type"] == "union_tag_invalid":
+            loc = f"{loc}.source"
+            tags = err.get("ctx", {}).get("expected_tags", "")
+            msg = f"unknown source {err.get('ctx', {}).get('tag')!r} (expected one of {tags})"
+            value = None
+        elif err["type"] == "union_tag_not_found":
+            loc = f"{loc}.source"
+            msg = "required key is missing (builtin or local)"
+            value = None
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        shown = "" if value is None or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"config key '{loc or '<root>'}': {msg}{shown}")
+    return lines
+
+
+def load_config(raw: dict[str, Any]) -> Config:
+    """Validate a raw config mapping; raise :class:`ConfigError` naming the key paths at fault."""
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = _format_errors(exc)
+    else:
+        problems = [f"config key '{key}': {msg}" for key, msg in cfg.reference_problems()]
+        if not problems:
+            return cfg
+    raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))

@@ -1,0 +1,111 @@
+"""``datasets`` and ``benchmarks``: where rows come from (see :mod:`mathrecipes.sources`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from mathrecipes.config.base import Strict
+
+
+class BuiltinSource(Strict):
+    """Procedural multi-step arithmetic word problems (ground truth by construction)."""
+
+    source: Literal["builtin"]
+    generator: Literal["arithmetic"] = "arithmetic"
+    split: Literal["train", "test"] = "train"
+    style: Literal["answer_only", "prose"] = "answer_only"
+    n: int = Field(gt=0, description="number of problems")
+    seed: int = 0
+    min_steps: int = Field(2, ge=1, le=12)
+    max_steps: int = Field(4, ge=1, le=12)
+    max_value: int = Field(100, ge=10, description="every number is below this")
+    on_bad_row: Literal["fail", "quarantine"] = "fail"
+
+    @model_validator(mode="after")
+    def _steps(self) -> BuiltinSource:
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) > max_steps ({self.max_steps})")
+        return self
+
+
+class LocalSource(Strict):
+    """Rows from local jsonl / json / parquet / csv files (globs allowed) through a format adapter;
+    with format text also whole .txt / .md files."""
+
+    source: Literal["local"]
+    path: str = Field(min_length=1)
+    format: str = Field("canonical", description="format adapter, see sources/formats.py")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical field -> column in the file, applied before the adapter",
+    )
+    answer_type: str | None = Field(None, description="override the adapter's answer type")
+    text_field: str | None = Field(
+        None, min_length=1, description="format text: the column holding the text (text)"
+    )
+    chunk_chars: int | None = Field(
+        None,
+        ge=50,
+        description="format text: cut documents into chunks of at most this many characters "
+        "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
+    )
+    limit: int | None = Field(None, gt=0, description="read only the first rows")
+    on_bad_row: Literal["fail", "quarantine"] = "fail"
+
+
+class HFSource(Strict):
+    """A Hugging Face ``datasets`` dataset (Hub id or local folder) through a format adapter."""
+
+    source: Literal["hf"]
+    path: str = Field(min_length=1, description="Hub dataset id or a local folder")
+    name: str | None = Field(None, description="dataset config name")
+    split: str = "train"
+    revision: str | None = Field(None, description="branch, tag or commit; pin a commit")
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    streaming: bool = False
+    format: str = Field(description="format adapter, see sources/formats.py")
+    fields: dict[str, str] = Field(default_factory=dict)
+    answer_type: str | None = None
+    text_field: str | None = Field(
+        None, min_length=1, description="format text: the column holding the text (text)"
+    )
+    chunk_chars: int | None = Field(
+        None,
+        ge=50,
+        description="format text: cut documents into chunks of at most this many characters "
+        "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
+    )
+    limit: int | None = Field(None, gt=0)
+    on_bad_row: Literal["fail", "quarantine"] = "fail"
+
+
+SourceSpec = Annotated[BuiltinSource | LocalSource | HFSource, Field(discriminator="source")]
+SOURCE_TAGS = ("builtin", "local", "hf")
+
+
+def source_problems(key: str, spec: BaseModel) -> list[tuple[str, str]]:
+    """Checks of a source spec that need the format registry: format name, fields, answer type."""
+    if isinstance(spec, BuiltinSource):
+        return []
+    from mathrecipes.records import ANSWER_TYPES, FIELDS
+    from mathrecipes.sources.formats import FORMATS
+
+    problems = []
+    if spec.format not in FORMATS:
+        known = ", ".join(sorted(FORMATS))
+        problems.append((f"{key}.format", f"unknown format {spec.format!r}; known: {known}"))
+    for field in spec.fields:
+        if field not in FIELDS:
+            problems.append(
+                (f"{key}.fields.{field}", f"not a canonical field ({', '.join(FIELDS)})")
+            )
+    if spec.answer_type is not None and spec.answer_type not in ANSWER_TYPES:
+        problems.append((f"{key}.answer_type", f"not one of {', '.join(ANSWER_TYPES)}"))
+    if spec.format == "text" and spec.answer_type is not None:
+        problems.append((f"{key}.answer_type", "format text has no answers (answer_type none)"))
+    for text_key in ("text_field", "chunk_chars"):
+        if spec.format != "text" and getattr(spec, text_key) is not None:
+            problems.append((f"{key}.{text_key}", "applies to format: text only"))
+    return problems

@@ -1,0 +1,116 @@
+"""``students``: the models trained on each recipe, and what their jobs ask for."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mathrecipes.config.base import Strict
+
+
+class ModelSpec(Strict):
+    hidden_size: int = Field(128, gt=0)
+    intermediate_size: int = Field(344, gt=0)
+    num_hidden_layers: int = Field(4, gt=0)
+    num_attention_heads: int = Field(4, gt=0)
+    num_key_value_heads: int | None = None
+    max_position_embeddings: int = Field(512, gt=0)
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+
+    @model_validator(mode="after")
+    def _heads(self) -> ModelSpec:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        return self
+
+
+class TokenizerSpec(Strict):
+    vocab_size: int = Field(1000, ge=64)
+    min_frequency: int = Field(2, ge=1)
+
+
+class TrainingSpec(Strict):
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    max_steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
+    tokens_per_step: int = Field(2000, gt=0, description="token budget per optimizer step")
+    max_length: int = Field(256, gt=8, description="longer examples are truncated")
+    grad_clip: float = Field(1.0, gt=0)
+    log_every: int = Field(50, gt=0)
+    adam_beta2: float = Field(0.99, gt=0, lt=1)
+    packing: bool = Field(
+        False,
+        description="pack a step's examples into rows of max_length tokens (position ids "
+        "restart per example, so no example attends to another) instead of padding them",
+    )
+    micro_batch_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="split each step into micro-batches of about this many tokens per process "
+        "(gradient accumulation; the loss is normalized over the whole step); None = one pass",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2", "flex_attention"] = (
+        "auto"
+    )
+    compile: bool = Field(False, description="torch.compile the model (CUDA)")
+    deterministic: bool = Field(
+        True,
+        description="deterministic kernels (bit-identical reruns on the same machine; on a GPU "
+        "some are slower)",
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="multi-GPU strategy when a job has several GPUs"
+    )
+
+    @model_validator(mode="after")
+    def _budget(self) -> TrainingSpec:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of 'max_steps' or 'epochs'")
+        return self
+
+
+class StudentResources(Strict):
+    """What the student's training and generation jobs ask the scheduler for (rules/common.smk).
+    Never part of results: not a job parameter, so editing it reruns nothing."""
+
+    gpus: int = Field(1, ge=0, description="GPUs per job (0: a CPU-only job)")
+    cpus: int = Field(2, ge=1, description="CPUs per job, the job's threads")
+    mem_mb: int = Field(4000, gt=0, description="host memory per job (twice on a retry)")
+    runtime: int = Field(60, gt=0, description="minutes for one training job (twice on a retry)")
+    generate_tokens_per_s: float = Field(
+        1000,
+        gt=0,
+        description="generation throughput the generation jobs' runtime is computed from "
+        "(every sample counted at max_new_tokens)",
+    )
+
+
+class Checkpointing(Strict):
+    """Resumable training state (does not change results, so it is not a job parameter)."""
+
+    every_steps: int = Field(500, ge=0, description="save every N optimizer steps (0: never)")
+    every_minutes: float = Field(
+        10.0, ge=0, description="also save when this long has passed since the last save (0: off)"
+    )
+
+
+class StudentSpec(Strict):
+    init: str = Field(
+        "scratch",
+        description="'scratch' (random Llama + tokenizer trained on the corpus), "
+        "a Hugging Face model id, or a local model folder",
+    )
+    revision: str | None = None
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    training: TrainingSpec
+    resources: StudentResources = Field(default_factory=StudentResources)
+    checkpointing: Checkpointing = Field(default_factory=Checkpointing)
