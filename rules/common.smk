@@ -15,14 +15,9 @@ from mathrecipes.synthesis.prompts import (
     prompt_sha256,
     resolve_prompt_path,
 )
+from mathrecipes.synthesis.jobs import job_resources, local_models
 from mathrecipes.teachers.local import model_files
-from mathrecipes.teachers.operational import (
-    ROLES,
-    as_resources,
-    job_resources,
-    local_models,
-    split_operational,
-)
+from mathrecipes.teachers.operational import ROLES, as_resources, split_operational
 
 try:
     CFG = load_config(config)
@@ -105,7 +100,7 @@ def synth_fingerprint():
     synth, hf = code_fingerprint("synthesize"), code_fingerprint("teacher_hf")
 
     def value(wildcards):
-        if local_models(plain(CFG.synthesis[wildcards.synth])):
+        if local_models(CFG.synthesis[wildcards.synth]):
             return f"{synth}+{hf}"
         return synth
 
@@ -231,8 +226,8 @@ def synth_teacher_files(wildcards):
     """The files of the local model folders of an entry's hf or vllm teacher and judge are
     inputs: editing one reruns the entry (a folder's own mtime misses files edited in place).
     """
-    models = local_models(plain(CFG.synthesis[wildcards.synth])).values()
-    folders = sorted({m["model"] for m in models if Path(m["model"]).is_dir()})
+    models = local_models(CFG.synthesis[wildcards.synth]).values()
+    folders = sorted({m.model for m in models if Path(m.model).is_dir()})
     return [f for folder in folders for f in model_files(folder)]
 
 
@@ -401,7 +396,7 @@ SYNTH_DEFAULTS = {"gpus": 0, "cpus": 1, "mem_mb": 4000, "runtime": 60}
 def synth_resources(wildcards):
     """What a synthesis job asks for: the `resources` of its hf / vllm teacher and judge (the
     larger of each), else SYNTH_DEFAULTS."""
-    return job_resources(plain(CFG.synthesis[wildcards.synth])) or SYNTH_DEFAULTS
+    return job_resources(CFG.synthesis[wildcards.synth]) or SYNTH_DEFAULTS
 
 
 def synth_threads(wildcards):

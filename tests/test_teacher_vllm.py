@@ -18,8 +18,9 @@ import yaml
 
 from mathrecipes.config import ConfigError, SynthesisSpec, VLLMTeacherSpec, load_config, plain
 from mathrecipes.synthesis import synthesize_shard
+from mathrecipes.synthesis.jobs import job_resources, local_models
 from mathrecipes.teachers import make_teacher
-from mathrecipes.teachers.operational import job_resources, local_models, split_operational
+from mathrecipes.teachers.operational import split_operational
 from mathrecipes.teachers.vllm_backend import VLLMTeacherError
 
 VLLM = {"backend": "vllm", "model": "Qwen/Qwen2.5-0.5B-Instruct", "temperature": 0.7}
@@ -65,10 +66,12 @@ def test_an_unused_vllm_teacher_needs_no_vllm(no_vllm, tmp_path):
     rows = [{"id": "a/0", "source": "a", "problem": "p", "solution": "1 + 1 = 2\n\\boxed{2}",
              "answer": "2", "answer_type": "integer", "meta": "{}"}]  # fmt: skip
     write_records(rows, tmp_path / "in.parquet")
-    rules = spec(method="structure")
-    assert local_models({**rules, "teacher": VLLM}) == {}  # the rule splitter calls no teacher
+    # retrieval only (similar: 0) calls no teacher
+    retrieval = spec(method="weakness", teacher=VLLM, probe={"dataset": "d", "student": "s",
+                                                             "recipe": "r"})  # fmt: skip
+    assert local_models(retrieval) == {}
     summary = synthesize_shard(
-        "st", {**rules, "teacher": VLLM}, [tmp_path / "in.parquet"], 0,
+        "w", retrieval, [tmp_path / "in.parquet"], 0,
         tmp_path / "o.parquet", tmp_path / "r.parquet", progress=False,
     )  # fmt: skip
     assert summary["input_rows"] == 1

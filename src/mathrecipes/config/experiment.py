@@ -11,7 +11,12 @@ from mathrecipes.config.evaluation import GenerationSpec, GradingSpec, TablesSpe
 from mathrecipes.config.recipes import RecipeSpec
 from mathrecipes.config.sources import SOURCE_TAGS, BuiltinSource, SourceSpec, source_problems
 from mathrecipes.config.students import StudentSpec
-from mathrecipes.config.synthesis import SynthesisSpec
+from mathrecipes.config.synthesis import (
+    METHOD_TAGS,
+    AnySynthesisSpec,
+    JudgedSpec,
+    WeaknessSpec,
+)
 from mathrecipes.config.teachers import TEACHER_TAGS
 
 
@@ -20,7 +25,7 @@ class Config(Strict):
     seeds: list[int] = Field(min_length=1)
     datasets: dict[Name, SourceSpec] = Field(min_length=1)
     benchmarks: dict[Name, SourceSpec] = Field(min_length=1)
-    synthesis: dict[Name, SynthesisSpec] = Field(default_factory=dict)
+    synthesis: dict[Name, AnySynthesisSpec] = Field(default_factory=dict)
     recipes: dict[Name, RecipeSpec] = Field(min_length=1)
     students: dict[Name, StudentSpec] = Field(min_length=1)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
@@ -118,8 +123,8 @@ class Config(Strict):
             return f"{pool!r} rewrites raw text without answers (format: text)"
 
         for name, spec in self.synthesis.items():
-            probe = getattr(spec, "probe", None)  # weakness: the student answers, graded
-            if probe is not None and getattr(probe, "dataset", None) in answerless:
+            probe = spec.probe if isinstance(spec, WeaknessSpec) else None  # answers, graded
+            if probe is not None and probe.dataset in answerless:
                 problems.append(
                     (f"synthesis.{name}.probe.dataset", f"{why(probe.dataset)}: nothing to grade")
                 )
@@ -133,7 +138,11 @@ class Config(Strict):
                         f"not {spec.method}",
                     )
                 )
-            elif spec.from_ in self.datasets and spec.text_field == "solution":
+            elif (
+                isinstance(spec, JudgedSpec)
+                and spec.from_ in self.datasets
+                and spec.text_field == "solution"
+            ):
                 problems.append(
                     (
                         f"synthesis.{name}.text_field",
@@ -195,7 +204,7 @@ class Config(Strict):
         the entry (directly, through a chain, or through another weakness entry's probe)."""
         problems = []
         for name, spec in sorted(self.synthesis.items()):
-            probe = spec.probe if spec.method == "weakness" else None
+            probe = spec.probe if isinstance(spec, WeaknessSpec) else None
             if probe is None:
                 continue
             key = f"synthesis.{name}.probe"
@@ -229,7 +238,7 @@ class Config(Strict):
                 if node == target:
                     return steps
                 spec = self.synthesis[node]
-                if spec.method == "weakness" and spec.probe is not None:
+                if isinstance(spec, WeaknessSpec) and spec.probe is not None:
                     sub = self._recipe_path_to(spec.probe.recipe, target, seen)
                     if sub is not None:
                         return [*steps, *sub]
@@ -263,6 +272,9 @@ def _format_errors(exc: ValidationError) -> list[str]:
         # pydantic puts the tag of a tagged union into the path: datasets.<name>.<tag>.<key>
         if len(parts) > 2 and parts[0] in ("datasets", "benchmarks") and parts[2] in SOURCE_TAGS:
             del parts[2]
+        # ... the method union: synthesis.<name>.<method>.<key>
+        if len(parts) > 2 and parts[0] == "synthesis" and parts[2] in METHOD_TAGS:
+            del parts[2]
         # ... and so does the teacher union: synthesis.<name>.teacher.<backend>.<key>
         teacher = len(parts) > 2 and parts[0] == "synthesis" and parts[2] == "teacher"
         if teacher and len(parts) > 3 and parts[3] in TEACHER_TAGS:
@@ -273,6 +285,13 @@ def _format_errors(exc: ValidationError) -> list[str]:
             lines.append(
                 f"config key '{loc}.backend': unknown teacher backend {tag!r} "
                 f"(expected one of {', '.join(TEACHER_TAGS)})"
+            )
+            continue
+        if parts[:1] == ["synthesis"] and len(parts) == 2 and err["type"] == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("tag")
+            lines.append(
+                f"config key '{loc}.method': unknown method {tag!r} "
+                f"(expected one of {', '.join(METHOD_TAGS)})"
             )
             continue
         value = err.get("input")

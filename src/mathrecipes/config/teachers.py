@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from mathrecipes.config.base import Strict
 
@@ -156,3 +157,9 @@ TEACHER_TAGS = ("builtin", "openai", "hf", "vllm")
 # Backends that run a model inside the synthesis job (its folder is an input, its resources
 # the job's).
 LOCAL_TEACHER_TAGS = ("hf", "vllm")
+_TEACHER: TypeAdapter[Any] = TypeAdapter(AnyTeacherSpec, config=ConfigDict(title="TeacherSpec"))
+
+
+def teacher_spec(spec: Any) -> TeacherSpec | OpenAITeacherSpec | HFTeacherSpec | VLLMTeacherSpec:
+    """A teacher spec of any backend, validated (a spec object is returned as it is)."""
+    return _TEACHER.validate_python(dict(spec) if isinstance(spec, Mapping) else spec)

@@ -37,11 +37,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from mathrecipes.config import LOCAL_TEACHER_TAGS, SynthesisSpec
 from mathrecipes.records import loads_meta, read_many, write_records, write_table
 from mathrecipes.synthesis.base import REJECT_FIELDS, REJECT_SCHEMA, Context, MethodResult
 from mathrecipes.synthesis.checking import AnswerChecker
 from mathrecipes.synthesis.distill import distill
 from mathrecipes.synthesis.extract import extract
+from mathrecipes.synthesis.jobs import job_models
 from mathrecipes.synthesis.prompts import (
     REQUIRED_PLACEHOLDERS,
     Prompt,
@@ -64,8 +66,6 @@ METHODS: dict[str, Method] = {
     "extract": extract,
     "weakness": weakness,
 }
-# Methods whose outputs an LLM judge scores (the spec's `judge` teacher, else its `teacher`).
-JUDGED_METHODS = ("rewrite", "extract")
 
 
 def shard_of(row_id: str, n_shards: int) -> int:
@@ -73,18 +73,9 @@ def shard_of(row_id: str, n_shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % n_shards
 
 
-def uses_teacher(spec: Mapping[str, Any]) -> bool:
-    """Whether the entry's method calls its teacher (the rule-based splitter and retrieval-only
-    weakness entries do not)."""
-    method = spec.get("method")
-    if method == "weakness":
-        return bool(spec.get("similar"))
-    return not (method == "structure" and spec.get("splitter", "rules") == "rules")
-
-
 def load_prompts(
     name: str,
-    spec: Mapping[str, Any],
+    spec: SynthesisSpec | Mapping[str, Any],
     files: Mapping[str, str | Path] | None,
     expected_sha256: Mapping[str, str | None] | None = None,
 ) -> dict[str, Prompt]:
@@ -92,13 +83,13 @@ def load_prompts(
     and checked for the placeholders the method needs. A hash that differs from
     ``expected_sha256`` (the job's parameter) means the file changed after the job was planned:
     an error, so that rows never record a prompt they were not made with."""
+    spec = SynthesisSpec.model_validate(spec)
     refs = prompt_refs(spec)
     files = dict(files or {})
     prompts = {}
-    method = str(spec.get("method", "distill"))
     for key, path in refs.items():
         prompt = Prompt.load(files.get(key, path), path=path)
-        prompt.require(*REQUIRED_PLACEHOLDERS[method, key], key=f"synthesis.{name}.{key}")
+        prompt.require(*REQUIRED_PLACEHOLDERS[spec.method, key], key=f"synthesis.{name}.{key}")
         want = (expected_sha256 or {}).get(key)
         if want is not None and want != prompt.sha256:
             raise PromptError(
@@ -111,7 +102,7 @@ def load_prompts(
 
 def synthesize_shard(
     name: str,
-    spec: Mapping[str, Any],
+    spec: SynthesisSpec | Mapping[str, Any],
     input_paths: Iterable[str | Path],
     shard: int,
     out_path: str | Path,
@@ -128,28 +119,28 @@ def synthesize_shard(
     """Run ``spec``'s method over shard ``shard`` of the rows in ``input_paths``; write the kept
     rows to ``out_path`` and the rejected ones to ``rejects_path``; return the summary.
 
-    ``prompt_files`` maps the spec's prompt keys to the files to read (default: the configured
-    paths); ``cache_dir`` is where a model teacher caches its responses (resume inside a
-    shard); ``teacher`` overrides the backend built from ``spec["teacher"]``, ``judge`` the one
-    built from ``spec["judge"]`` (rewrite, extract; without either the teacher judges).
+    ``spec`` is the entry (a :class:`~mathrecipes.config.SynthesisSpec`, or a mapping for one
+    with the teacher's operational settings put back: :func:`~mathrecipes.teachers.operational.
+    with_operational`). ``prompt_files`` maps the spec's prompt keys to the files to read
+    (default: the configured paths); ``cache_dir`` is where a model teacher caches its responses
+    (resume inside a shard); ``teacher`` overrides the backend built from the spec's
+    ``teacher``, ``judge`` the one built from its ``judge`` (rewrite, extract; without either
+    the teacher judges).
     """
-    n_shards = int(spec["shards"])
+    spec = SynthesisSpec.model_validate(spec)
+    n_shards = spec.shards
     if not 0 <= shard < n_shards:
         raise ValueError(f"synthesis.{name}: shard {shard} out of range 0..{n_shards - 1}")
-    method = spec.get("method", "distill")
-    if method not in METHODS:
-        known = ", ".join(METHODS)
-        raise ValueError(f"synthesis.{name}.method: unknown method {method!r} (known: {known})")
+    method = spec.method
     _require_packages(name, spec, {"teacher": teacher, "judge": judge})
     rows = [r for r in read_many(input_paths) if shard_of(r["id"], n_shards) == shard]
     rows.sort(key=lambda r: r["id"])
     prompts = load_prompts(name, spec, prompt_files, prompt_sha256)
-    if teacher is None and uses_teacher(spec) and rows:
-        teacher = _make_teacher(spec, threads, cache_dir, key=f"synthesis.{name}.teacher")
-    if judge is None and method in JUDGED_METHODS and spec.get("judge") and rows:
-        judge = _make_teacher(
-            {"teacher": spec["judge"]}, threads, cache_dir, key=f"synthesis.{name}.judge"
-        )
+    if teacher is None and spec.uses_teacher and rows:
+        key = f"synthesis.{name}.teacher"
+        teacher = _make_teacher(spec.teacher, threads, cache_dir, key=key)
+    if judge is None and spec.judged and spec.judge is not None and rows:
+        judge = _make_teacher(spec.judge, threads, cache_dir, key=f"synthesis.{name}.judge")
     checker = AnswerChecker()
     ctx = Context(name, spec, teacher, prompts, checker, progress=progress, judge=judge)
     result = METHODS[method](ctx, rows)
@@ -192,29 +183,23 @@ def _parent_id(row: Mapping[str, str]) -> str:
     return loads_meta(row["meta"])["parent_id"]
 
 
-def _require_packages(name: str, spec: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+def _require_packages(name: str, spec: SynthesisSpec, given: Mapping[str, Any]) -> None:
     """Fail before any work when a model the job builds needs a package that is missing
     (vllm, an optional extra); the error names ``synthesis.<name>.<role>.backend``."""
-    from mathrecipes.teachers.operational import job_models
-
     for role, model in job_models(spec).items():
-        if model.get("backend") == "vllm" and given.get(role) is None:
+        if model.backend == "vllm" and given.get(role) is None:
             from mathrecipes.teachers.vllm_backend import require_vllm
 
             require_vllm(f"synthesis.{name}.{role}.backend")
 
 
-def _make_teacher(
-    spec: Mapping[str, Any], threads: int | None, cache_dir: Any, key: str = "teacher"
-) -> Any:
-    from mathrecipes.config import LOCAL_TEACHER_TAGS
+def _make_teacher(teacher_spec: Any, threads: int | None, cache_dir: Any, key: str) -> Any:
+    """The backend of a teacher (or judge) spec; ``key`` names it in configuration errors."""
     from mathrecipes.teachers import make_teacher
 
-    teacher_spec = dict(spec.get("teacher") or {})
-    backend = teacher_spec.get("backend", "builtin")
-    if backend == "builtin":
+    if teacher_spec.backend == "builtin":
         return make_teacher(teacher_spec)
-    if threads and backend in LOCAL_TEACHER_TAGS:
+    if threads and teacher_spec.backend in LOCAL_TEACHER_TAGS:
         import torch
 
         torch.set_num_threads(threads)
@@ -222,7 +207,6 @@ def _make_teacher(
 
 
 __all__ = [
-    "JUDGED_METHODS",
     "METHODS",
     "REJECT_FIELDS",
     "REJECT_SCHEMA",
@@ -235,5 +219,4 @@ __all__ = [
     "prompt_refs",
     "shard_of",
     "synthesize_shard",
-    "uses_teacher",
 ]

@@ -28,6 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mathrecipes.config import HFTeacherSpec, OpenAITeacherSpec, SynthesisSpec, VLLMTeacherSpec
 from mathrecipes.records import dumps_meta, loads_meta
 from mathrecipes.synthesis.checking import AnswerChecker
 from mathrecipes.synthesis.prompts import Prompt
@@ -57,6 +58,18 @@ def request_seed(seed: int, key: str) -> int:
     (31 bits, accepted by every API; the same as ``openai_backend.derive_seed``)."""
     digest = hashlib.sha256(f"{seed}|{key}".encode()).digest()
     return int.from_bytes(digest[:4], "big") >> 1
+
+
+def sampling_defaults(teacher: Any) -> dict[str, Any]:
+    """A model teacher spec's sampling settings: ``max_tokens``, ``temperature``, ``top_p``
+    (what every request of the entry asks for); none for the builtin teacher."""
+    if isinstance(teacher, OpenAITeacherSpec):
+        max_tokens = teacher.max_tokens
+    elif isinstance(teacher, HFTeacherSpec | VLLMTeacherSpec):
+        max_tokens = teacher.max_new_tokens
+    else:
+        return {}
+    return {"max_tokens": max_tokens, "temperature": teacher.temperature, "top_p": teacher.top_p}
 
 
 def gold_of(row: Mapping[str, str]) -> str:
@@ -107,7 +120,7 @@ class Context:
     def __init__(
         self,
         name: str,
-        spec: Mapping[str, Any],
+        spec: SynthesisSpec,
         teacher: Any,
         prompts: Mapping[str, Prompt],
         checker: AnswerChecker,
@@ -117,7 +130,7 @@ class Context:
     ) -> None:
         self.name = name
         self.spec = spec
-        self.method = str(spec.get("method", "distill"))
+        self.method = spec.method
         self.teacher = teacher
         self.teacher_info = teacher.describe() if teacher is not None else None
         # rewrite / extract: the judge backend (None: the teacher judges), see judging.py
@@ -128,13 +141,9 @@ class Context:
         self.checker = checker
         self.progress = progress
         self.usage = {"requests": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0}
-        t = dict(spec.get("teacher") or {})
-        self.defaults = {
-            "max_tokens": int(t.get("max_new_tokens") or t.get("max_tokens") or 1024),
-            "temperature": float(t.get("temperature", 0.0)),
-            "top_p": float(t.get("top_p", 1.0)),
-        }
-        self.seed = int(t.get("seed", 0))
+        # a model teacher's sampling settings, the request seeds' base (see generate)
+        self.defaults = sampling_defaults(spec.teacher)
+        self.seed = spec.teacher.seed
 
     @property
     def model_teacher(self) -> bool:

@@ -132,10 +132,10 @@ def _row(
 
 def distill(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
     spec = ctx.spec
-    k = int(spec.get("samples", 1))
-    keep = spec.get("keep", "verified")
-    per_problem = int(spec.get("per_problem", 1))
-    min_agreement = float(spec.get("min_agreement", 0.5))
+    k = spec.samples
+    keep = spec.keep
+    per_problem = spec.per_problem
+    min_agreement = spec.min_agreement
     several = per_problem > 1
     builtin = not ctx.model_teacher
     samples = _model_samples(ctx, rows, k) if ctx.model_teacher else _builtin_samples(ctx, rows, k)
@@ -168,7 +168,7 @@ def distill(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
             pass_rates.append(pass_rate)
         meta: dict[str, Any] = {"keep": keep, "n_samples": k, "pass_rate": pass_rate}
         if builtin:
-            meta["format"] = spec.get("format", "structured")
+            meta["format"] = spec.format
         answer = gold
         reasons: dict[int, str] = {}
         for s in ss:

@@ -72,8 +72,8 @@ def parse_pairs(output: str) -> list[tuple[str, str]]:
 
 
 def extract(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
-    max_pairs = int(ctx.spec.get("max_pairs", 8))
-    field = str(ctx.spec.get("text_field", "problem"))
+    max_pairs = ctx.spec.max_pairs
+    field = ctx.spec.text_field
     result = MethodResult()
     jobs = generate_from_text(ctx, rows, field, result)
 

@@ -28,7 +28,6 @@ from mathrecipes.neardup import near_duplicates
 from mathrecipes.synthesis.base import Context, Sample
 
 TEXT_FIELDS = ("problem", "solution", "both")
-NEAR_DEDUP_DEFAULTS = {"enabled": True, "threshold": 0.8, "num_perm": 128, "ngram": 5}
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _SCORE = re.compile(r"score\s*(?:\(\s*1\s*(?:-|to)\s*\d+\s*\))?\s*[:=]?\s*\**\s*(-?\d+)", re.I)
@@ -88,15 +87,10 @@ def parse_score(text: str) -> int | None:
     return int(found[-1]) if found else None
 
 
-def near_dedup_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
-    return {**NEAR_DEDUP_DEFAULTS, **dict(spec.get("near_dedup") or {})}
-
-
 def judge_context(ctx: Context) -> Context:
     """A context whose teacher is the entry's judge (``ctx.judge``, else the teacher), with the
     judge's sampling defaults and seed."""
-    spec = dict(ctx.spec)
-    spec["teacher"] = spec.get("judge") or spec.get("teacher")
+    spec = ctx.spec.model_copy(update={"teacher": ctx.spec.judge or ctx.spec.teacher})
     judge = ctx.judge if ctx.judge is not None else ctx.teacher
     return Context(ctx.name, spec, judge, ctx.prompts, ctx.checker, progress=ctx.progress)
 
@@ -111,7 +105,7 @@ def judge(
     added to ``ctx.usage`` and its ``describe()`` is ``ctx.judge_info``."""
     jctx = judge_context(ctx)
     ctx.judge_info = jctx.teacher_info
-    min_score = int(ctx.spec.get("min_score", 4))
+    min_score = ctx.spec.min_score
     jobs = [(Sample(s.parent, s.index, f"{s.key}/judge", "judge_prompt"), v) for s, v in candidates]
     jctx.generate(jobs)
     for k, v in jctx.usage.items():
@@ -152,9 +146,9 @@ def drop_near_duplicates(
 ) -> list[tuple[Sample, dict[str, Any]]]:
     """The items that are no near duplicate of an earlier one (by ``row_id``); the others go to
     ``rejected`` as ``near_duplicate``. ``ctx.near_dedup_removed`` counts them."""
-    settings = near_dedup_settings(ctx.spec)
+    settings = ctx.spec.near_dedup
     ctx.near_dedup_removed = 0
-    if not settings["enabled"] or not items:
+    if not settings.enabled or not items:
         return list(items)
     by_id = {row_id(s): (s, info) for s, info in items}
     if len(by_id) != len(items):
@@ -162,9 +156,9 @@ def drop_near_duplicates(
     rows = [{"id": i, "text": text(s)} for i, (s, _) in by_id.items()]
     kept, removed = near_duplicates(
         rows,
-        threshold=float(settings["threshold"]),
-        num_perm=int(settings["num_perm"]),
-        ngram=int(settings["ngram"]),
+        threshold=settings.threshold,
+        num_perm=settings.num_perm,
+        ngram=settings.ngram,
         field="text",
     )
     for dup in removed:
@@ -178,7 +172,7 @@ def drop_near_duplicates(
 def judged_stats(ctx: Context) -> dict[str, Any]:
     return {
         "judge": getattr(ctx, "judge_info", None),
-        "min_score": int(ctx.spec.get("min_score", 4)),
-        "near_dedup": near_dedup_settings(ctx.spec),
+        "min_score": ctx.spec.min_score,
+        "near_dedup": ctx.spec.near_dedup.model_dump(),
         "near_duplicates_removed": getattr(ctx, "near_dedup_removed", 0),
     }

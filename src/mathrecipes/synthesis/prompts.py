@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mathrecipes.config import JudgedSpec, RephraseSpec, SynthesisSpec, WeaknessSpec
+
 ROLES = ("system", "user", "assistant")
 PLACEHOLDERS = ("problem", "solution", "answer", "text", "article")
 _ROLE_LINE = re.compile(r"^\[(system|user|assistant)\]\s*$")
@@ -148,26 +150,23 @@ class Prompt:
         return {"path": self.path, "sha256": self.sha256}
 
 
-def prompt_refs(spec: Mapping[str, Any]) -> dict[str, str]:
+def prompt_refs(spec: SynthesisSpec | Mapping[str, Any]) -> dict[str, str]:
     """The prompt files a synthesis entry reads, as ``{key: configured path}``.
 
     ``key`` is the config key (``prompt``, ``solve_prompt``, ``judge_prompt``); defaults are
-    filled in. The builtin teacher and the rule-based splitter read none; ``rewrite`` and
-    ``extract`` also read their judge's rubric (``judge_prompt``).
+    filled in. The builtin teacher, the rule-based splitter and a retrieval-only weakness entry
+    read none; ``rephrase`` with ``verify`` and ``weakness`` also read the prompt of their
+    solves (``solve_prompt``), ``rewrite`` and ``extract`` their judge's rubric
+    (``judge_prompt``).
     """
-    teacher = (spec.get("teacher") or {}).get("backend", "builtin")
-    method = spec.get("method", "distill")
-    if teacher == "builtin":
+    spec = SynthesisSpec.model_validate(spec)
+    if spec.teacher.backend == "builtin" or not spec.uses_teacher:
         return {}
-    if method == "structure" and spec.get("splitter", "rules") == "rules":
-        return {}
-    if method == "weakness" and not spec.get("similar"):
-        return {}  # retrieval only: the teacher writes nothing
-    refs = {"prompt": spec.get("prompt") or DEFAULT_PROMPTS[method]}
-    if (method == "rephrase" and spec.get("verify", True)) or method == "weakness":
-        refs["solve_prompt"] = spec.get("solve_prompt") or DEFAULT_SOLVE_PROMPT
-    if method in DEFAULT_JUDGE_PROMPTS:
-        refs["judge_prompt"] = spec.get("judge_prompt") or DEFAULT_JUDGE_PROMPTS[method]
+    refs = {"prompt": spec.prompt or DEFAULT_PROMPTS[spec.method]}
+    if (isinstance(spec, RephraseSpec) and spec.verify) or isinstance(spec, WeaknessSpec):
+        refs["solve_prompt"] = spec.solve_prompt or DEFAULT_SOLVE_PROMPT
+    if isinstance(spec, JudgedSpec):
+        refs["judge_prompt"] = spec.judge_prompt or DEFAULT_JUDGE_PROMPTS[spec.method]
     return refs
 
 

@@ -53,9 +53,9 @@ def clean_rephrasing(text: str) -> str:
 
 def rephrase(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
     spec = ctx.spec
-    n = int(spec.get("n_rephrasings", 1))
-    verify = bool(spec.get("verify", True))
-    use_solve = spec.get("solution", "teacher") == "teacher"
+    n = spec.n_rephrasings
+    verify = spec.verify
+    use_solve = spec.solution == "teacher"
     model = ctx.model_teacher
     result = MethodResult()
 

@@ -38,7 +38,7 @@ from mathrecipes.synthesis.judging import (
 
 
 def rewrite(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
-    field = str(ctx.spec.get("text_field", "problem"))
+    field = ctx.spec.text_field
     result = MethodResult()
     jobs = generate_from_text(ctx, rows, field, result)
 

@@ -115,7 +115,7 @@ def structure_by_rules(problem: str, solution: str, answer: str) -> tuple[str, i
 
 
 def structure(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
-    splitter = ctx.spec.get("splitter", "rules")
+    splitter = ctx.spec.splitter
     result = MethodResult()
     todo: list[tuple[Sample, str]] = []  # (sample, original answer)
     jobs = []

@@ -33,11 +33,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from mathrecipes.answers import classify_answer_type
+from mathrecipes.config import WeaknessSeedsSpec
 from mathrecipes.grading import extract_answer
-from mathrecipes.records import dumps_meta, loads_meta
+from mathrecipes.records import dumps_meta, loads_meta, read_many, read_records, write_records
 from mathrecipes.synthesis.base import (
     INHERITED_META,
     Context,
@@ -71,8 +73,44 @@ def pass_rates(grades: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     return {pid: (None if pid in unreadable else c / n) for pid, (c, n) in totals.items()}
 
 
+def weakness_seeds(
+    name: str,
+    spec: WeaknessSeedsSpec | Mapping[str, Any],
+    probe_path: str | Path,
+    grades_path: str | Path,
+    pool_paths: Sequence[str | Path],
+    out_path: str | Path,
+    *,
+    progress: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the seeds of weakness entry ``name`` (the ``weakness_seeds`` job): its probe
+    split's rows, the student's grades on them, the pool's rows, embedded with the spec's
+    ``embedder``. Returns the summary and the embedder's description, for the manifest."""
+    import pyarrow.parquet as pq
+
+    from mathrecipes.embedding import Embedder
+
+    spec = WeaknessSeedsSpec.model_validate(spec)
+    embedder = Embedder(
+        spec.embedder.model,
+        batch_size=spec.embedder.batch_size,
+        key=f"synthesis.{name}.embedder.model",
+    )
+    grades = pq.read_table(grades_path, columns=["problem_id", "sample", "verdict"]).to_pylist()
+    seeds, summary = find_seeds(
+        spec,
+        read_records(probe_path),
+        grades,
+        read_many(pool_paths),
+        embedder,
+        progress=progress,
+    )
+    write_records(seeds, out_path)
+    return summary, embedder.describe()
+
+
 def find_seeds(
-    spec: Mapping[str, Any],
+    spec: WeaknessSeedsSpec | Mapping[str, Any],
     probe_rows: Sequence[Mapping[str, str]],
     grades: Sequence[Mapping[str, Any]],
     pool_rows: Sequence[Mapping[str, str]],
@@ -81,11 +119,12 @@ def find_seeds(
     progress: bool = False,
 ) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """The seeds of a weakness entry (canonical records: the failures, each with its
-    neighbours in ``meta["weakness"]``) and a summary for the manifest."""
-    probe = dict(spec.get("probe") or {})
-    max_pass = float(probe.get("max_pass_rate", 0.0))
-    k = int(spec.get("neighbours", 4))
-    min_sim = float(spec.get("min_similarity", 0.0))
+    neighbours in ``meta["weakness"]``) and a summary for the manifest. ``spec`` holds the
+    retrieval keys (:class:`~mathrecipes.config.WeaknessSeedsSpec`; a whole entry will do)."""
+    spec = WeaknessSeedsSpec.model_validate(spec)
+    max_pass = spec.probe.max_pass_rate
+    k = spec.neighbours
+    min_sim = spec.min_similarity
     rates = pass_rates(grades)
     samples: dict[str, int] = {}
     for g in grades:
@@ -174,9 +213,9 @@ def _seed_info(row: Mapping[str, str]) -> dict[str, Any]:
 
 def weakness(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
     spec = ctx.spec
-    n_similar = int(spec.get("similar", 0))
-    n_solutions = int(spec.get("solutions", 2))
-    embedder = spec.get("embedder") or {}
+    n_similar = spec.similar
+    n_solutions = spec.solutions
+    embedder = spec.embedder.model_dump()
     result = MethodResult()
 
     # 1. retrieved neighbours: kept as they are, with the failure as parent

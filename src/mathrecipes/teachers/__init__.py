@@ -9,10 +9,10 @@ teachers (``openai``: any OpenAI-compatible server; ``hf``: a local transformers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from mathrecipes.config import HFTeacherSpec, OpenAITeacherSpec, TeacherSpec, teacher_spec
 from mathrecipes.teachers.base import LLMBackend
 from mathrecipes.teachers.builtin import BuiltinTeacher, TeacherOutput
 
@@ -24,29 +24,26 @@ class Teacher(Protocol):
 
 
 def make_teacher(
-    spec: Mapping[str, Any], *, cache_dir: str | Path | None = None, key: str = "teacher"
+    spec: Any, *, cache_dir: str | Path | None = None, key: str = "teacher"
 ) -> Teacher | LLMBackend:
-    """The teacher of a synthesis entry's ``teacher`` spec. ``cache_dir``: where a model
-    backend caches its responses unless the spec names its own folder; ``key``: the spec's
-    config key, named in configuration errors (``synthesis.<name>.teacher``)."""
-    backend = spec.get("backend", "builtin")
-    if backend == "builtin":
-        return BuiltinTeacher(
-            error_rate=float(spec.get("error_rate", 0.0)), seed=int(spec.get("seed", 0))
-        )
-    if backend == "openai":
+    """The teacher of a synthesis entry's ``teacher`` spec (a teacher spec of
+    :mod:`mathrecipes.config` or a mapping for one). ``cache_dir``: where a model backend caches
+    its responses unless the spec names its own folder; ``key``: the spec's config key, named
+    in configuration errors (``synthesis.<name>.teacher``)."""
+    spec = teacher_spec(spec)
+    if isinstance(spec, TeacherSpec):
+        return BuiltinTeacher(error_rate=spec.error_rate, seed=spec.seed)
+    if isinstance(spec, OpenAITeacherSpec):
         from mathrecipes.teachers.openai_backend import OpenAIBackend
 
         return OpenAIBackend(spec, cache_dir=cache_dir)
-    if backend == "hf":
+    if isinstance(spec, HFTeacherSpec):
         from mathrecipes.teachers.hf_backend import HFBackend
 
         return HFBackend(spec, cache_dir=cache_dir)
-    if backend == "vllm":
-        from mathrecipes.teachers.vllm_backend import VLLMBackend
+    from mathrecipes.teachers.vllm_backend import VLLMBackend
 
-        return VLLMBackend(spec, cache_dir=cache_dir, key=f"{key}.backend")
-    raise ValueError(f"synthesis teacher.backend: unknown backend {backend!r}")
+    return VLLMBackend(spec, cache_dir=cache_dir, key=f"{key}.backend")
 
 
 __all__ = ["BuiltinTeacher", "LLMBackend", "Teacher", "TeacherOutput", "make_teacher"]

@@ -17,9 +17,7 @@ again, ready for the backends to be built.
 
 A teacher that runs a model inside the job (``hf``, ``vllm``) has one operational field, its
 ``resources`` (GPUs, CPUs, memory, time): they are not job parameters either, but what the job
-asks the scheduler for. :func:`job_models` names the models an entry's job builds,
-:func:`job_resources` the request of a job that runs local models (the larger of each setting
-of its teacher and judge; ``None`` for a job without one: the rule's defaults).
+asks the scheduler for (:mod:`mathrecipes.synthesis.jobs`).
 """
 
 from __future__ import annotations
@@ -27,13 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mathrecipes.config import (
-    LOCAL_TEACHER_TAGS,
-    HFTeacherSpec,
-    OpenAITeacherSpec,
-    TeacherResources,
-    VLLMTeacherSpec,
-)
+from mathrecipes.config import HFTeacherSpec, OpenAITeacherSpec, VLLMTeacherSpec
 
 ROLES = ("teacher", "judge")
 # field -> (resource name after "<role>_", kind): "ms" is seconds as integer milliseconds,
@@ -67,7 +59,7 @@ RESOURCES: tuple[str, ...] = resource_names("teacher")
 def operational_fields(teacher: Mapping[str, Any] | None) -> tuple[str, ...]:
     """The operational fields of a teacher spec's backend (none for builtin; ``resources`` for
     hf and vllm)."""
-    return _OPERATIONAL.get((teacher or {}).get("backend", "builtin"), ())
+    return _OPERATIONAL.get((teacher or {}).get("backend"), ())
 
 
 def split_operational(teacher: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -141,46 +133,12 @@ def operational_settings(resources: Any) -> dict[str, dict[str, Any]]:
     return {role: s for role in ROLES if (s := from_resources(resources, role))}
 
 
-def job_models(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{role: model spec}`` of the models a synthesis entry's job builds: the ``teacher`` when
-    its method calls it, and the ``judge`` of a judged method that names its own."""
-    from mathrecipes.synthesis import JUDGED_METHODS, uses_teacher
-
-    models = {}
-    if spec.get("teacher") and uses_teacher(spec):
-        models["teacher"] = dict(spec["teacher"])
-    if spec.get("judge") and spec.get("method") in JUDGED_METHODS:
-        models["judge"] = dict(spec["judge"])
-    return models
-
-
-def local_models(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The :func:`job_models` that run inside the job (``hf``, ``vllm``)."""
-    return {r: m for r, m in job_models(spec).items() if m.get("backend") in LOCAL_TEACHER_TAGS}
-
-
-def job_resources(spec: Mapping[str, Any]) -> dict[str, int] | None:
-    """What a synthesis job running local models asks for: ``gpus``, ``cpus``, ``mem_mb``,
-    ``runtime``, each the largest of its :func:`local_models`' ``resources`` (both are loaded
-    in the one job); ``None`` when it runs none."""
-    given = [
-        TeacherResources.model_validate(m.get("resources") or {})
-        for m in local_models(spec).values()
-    ]
-    if not given:
-        return None
-    return {f: max(getattr(r, f) for r in given) for f in TeacherResources.model_fields}
-
-
 __all__ = [
     "CACHE_RESOURCE",
     "RESOURCES",
     "ROLES",
     "as_resources",
     "from_resources",
-    "job_models",
-    "job_resources",
-    "local_models",
     "operational_fields",
     "operational_settings",
     "resource_names",
