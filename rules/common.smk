@@ -423,8 +423,8 @@ def synth_runtime(wildcards, attempt):
 
 def synth_teacher_setting(name):
     """One operational setting of a synthesis entry's teacher or judge (`teacher_...`,
-    `judge_...`) as a resource: integers and strings only, seconds as milliseconds, unset as ""
-    (mathrecipes.teachers.operational). `<role>_cache_dir` is the response cache folder: the
+    `judge_...`) as a resource: integers and strings only, seconds as their decimal string,
+    unset as "" (mathrecipes.teachers.operational). `<role>_cache_dir` is the response cache folder: the
     spec's cache_dir, else <results>/cache/teachers."""
     role = name.split("_", 1)[0]
 

@@ -5,12 +5,14 @@ The ``openai`` teacher's :attr:`~mathrecipes.config.OpenAITeacherSpec.OPERATIONA
 ``on_unavailable``, ``cache_dir``) must not be job parameters: editing the concurrency or moving
 the server to another host must not rerun a finished synthesis (its answers are cached under a
 key that holds none of them). The workflow drops them from the entry's ``params`` and hands them
-to the job as Snakemake resources, which are never rerun triggers; resources hold only integers
-and strings, so seconds travel as milliseconds and an unset value as ``""``.
+to the job as Snakemake resources, which are never rerun triggers. A resource is an integer or
+a string (Snakemake rounds a float), so each setting travels in the config's own units:
+integers as integers, seconds as their decimal string (``"2.5"``), an unset value as ``""``.
 
 A synthesis entry has up to two model specs, its :data:`ROLES`: the ``teacher`` and, for the
 judged methods, the ``judge``; each role's settings are resources named ``<role>_<setting>``
-(:func:`resource_names`). :func:`split_operational` takes the settings out of a spec,
+(:func:`resource_names`): ``teacher_base_url``, ..., ``teacher_timeout_s``, ...
+:func:`split_operational` takes the settings out of a spec,
 :func:`as_resources` encodes them (with the role's response cache folder), :func:`from_resources`
 decodes a job's resources back, and :func:`with_operational` puts them into the entry's spec
 again, ready for the backends to be built.
@@ -28,17 +30,17 @@ from typing import Any
 from mathrecipes.config import HFTeacherSpec, OpenAITeacherSpec, VLLMTeacherSpec
 
 ROLES = ("teacher", "judge")
-# field -> (resource name after "<role>_", kind): "ms" is seconds as integer milliseconds,
-# "opt" a string or "" for unset.
-ENCODING: dict[str, tuple[str, str]] = {
-    "base_url": ("base_url", "str"),
-    "api_key_env": ("api_key_env", "opt"),
-    "concurrency": ("concurrency", "int"),
-    "timeout_s": ("timeout_ms", "ms"),
-    "max_retries": ("max_retries", "int"),
-    "backoff_s": ("backoff_ms", "ms"),
-    "on_unavailable": ("on_unavailable", "str"),
-    "cache_dir": ("cache_dir", "str"),
+# field -> how it travels as the resource "<role>_<field>": "int"; "str"; "opt" (a string, ""
+# for unset); "seconds" (a number of seconds as its decimal string: a resource is an int or str).
+ENCODING: dict[str, str] = {
+    "base_url": "str",
+    "api_key_env": "opt",
+    "concurrency": "int",
+    "timeout_s": "seconds",
+    "max_retries": "int",
+    "backoff_s": "seconds",
+    "on_unavailable": "str",
+    "cache_dir": "str",
 }
 CACHE_RESOURCE = "teacher_cache_dir"  # where the entry's model teacher caches (every backend)
 _OPERATIONAL = {
@@ -50,7 +52,7 @@ _OPERATIONAL = {
 
 def resource_names(role: str = "teacher") -> tuple[str, ...]:
     """The resources of one role: ``teacher_base_url``, ..., ``teacher_cache_dir``."""
-    return tuple(f"{role}_{name}" for name, _ in ENCODING.values())
+    return tuple(f"{role}_{field}" for field in ENCODING)
 
 
 RESOURCES: tuple[str, ...] = resource_names("teacher")
@@ -80,14 +82,12 @@ def as_resources(
     _, settings = split_operational(teacher or {})
     settings["cache_dir"] = settings.get("cache_dir") or default_cache_dir
     out: dict[str, int | str] = {}
-    for field, (name, kind) in ENCODING.items():
+    for field, kind in ENCODING.items():
         value = settings.get(field)
         if kind == "int":
-            out[f"{role}_{name}"] = 0 if value is None else int(value)
-        elif kind == "ms":  # at least 1 ms: the spec's seconds are > 0
-            out[f"{role}_{name}"] = 0 if value is None else max(1, round(float(value) * 1000))
-        else:
-            out[f"{role}_{name}"] = "" if value is None else str(value)
+            out[f"{role}_{field}"] = 0 if value is None else int(value)
+        else:  # a float's str() reads back as the same float
+            out[f"{role}_{field}"] = "" if value is None else str(value)
     return out
 
 
@@ -103,12 +103,12 @@ def from_resources(resources: Any, role: str = "teacher") -> dict[str, Any]:
     if not get("base_url"):
         return {}
     settings: dict[str, Any] = {}
-    for field, (name, kind) in ENCODING.items():
-        value = get(name)
+    for field, kind in ENCODING.items():
+        value = get(field)
         if kind == "int":
             settings[field] = int(value)
-        elif kind == "ms":
-            settings[field] = int(value) / 1000
+        elif kind == "seconds":
+            settings[field] = float(value)
         elif kind == "opt":
             settings[field] = str(value) or None
         else:
