@@ -20,7 +20,7 @@ from mathrecipes.config import ConfigError, SynthesisSpec, VLLMTeacherSpec, load
 from mathrecipes.synthesis import synthesize_shard
 from mathrecipes.synthesis.jobs import job_resources, local_models
 from mathrecipes.teachers import make_teacher
-from mathrecipes.teachers.operational import split_operational
+from mathrecipes.teachers.operational import as_resources, split_operational, with_operational
 from mathrecipes.teachers.vllm_backend import VLLMTeacherError
 
 VLLM = {"backend": "vllm", "model": "Qwen/Qwen2.5-0.5B-Instruct", "temperature": 0.7}
@@ -75,6 +75,18 @@ def test_an_unused_vllm_teacher_needs_no_vllm(no_vllm, tmp_path):
         tmp_path / "o.parquet", tmp_path / "r.parquet", progress=False,
     )  # fmt: skip
     assert summary["input_rows"] == 1
+
+
+def test_a_tensor_parallel_teacher_gets_the_jobs_gpus(no_vllm, tmp_path):
+    """The job's params hold no resources; the job's spec gets its GPUs back, so a model split
+    over 2 GPUs validates in the job (and, here, fails only for want of vllm)."""
+    entry = spec(teacher={**VLLM, "tensor_parallel_size": 2, "resources": {"gpus": 2}})
+    params = {**entry, "teacher": split_operational(entry["teacher"])[0]}
+    job = with_operational(params, {**as_resources(params["teacher"], "cache"), "gpu": 2})
+    assert job["teacher"]["resources"] == {"gpus": 2}
+    out, rej = tmp_path / "s.parquet", tmp_path / "r.parquet"
+    with pytest.raises(VLLMTeacherError, match=r"^synthesis\.d\.teacher\.backend is 'vllm'"):
+        synthesize_shard("d", job, [tmp_path / "never-read.parquet"], 0, out, rej, progress=False)
 
 
 # ------------------------------------------------------------------ config

@@ -27,7 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mathrecipes.config import HFTeacherSpec, OpenAITeacherSpec, VLLMTeacherSpec
+from mathrecipes.config import (
+    LOCAL_TEACHER_TAGS,
+    HFTeacherSpec,
+    OpenAITeacherSpec,
+    VLLMTeacherSpec,
+)
 
 ROLES = ("teacher", "judge")
 # field -> how it travels as the resource "<role>_<field>": "int"; "str"; "opt" (a string, ""
@@ -118,12 +123,21 @@ def from_resources(resources: Any, role: str = "teacher") -> dict[str, Any]:
 
 def with_operational(spec: Mapping[str, Any], resources: Any) -> dict[str, Any]:
     """A synthesis entry's spec (as the job's params hold it) with the operational settings of
-    its teacher and judge put back from the job's ``resources``."""
+    its teacher and judge put back from the job's ``resources``. A local model (``hf``,
+    ``vllm``) gets the job's GPUs as its ``resources.gpus`` (a vllm model split over several
+    GPUs needs as many), when the job has a ``gpu`` resource."""
     out = dict(spec)
+    gpus = (
+        resources.get("gpu") if isinstance(resources, Mapping) else getattr(resources, "gpu", None)
+    )
     for role in ROLES:
-        settings = from_resources(resources, role) if out.get(role) else {}
-        if settings:
-            out[role] = {**out[role], **settings}
+        model = out.get(role)
+        if not model:
+            continue
+        if model.get("backend") in LOCAL_TEACHER_TAGS and gpus is not None:
+            out[role] = {**model, "resources": {"gpus": int(gpus)}}
+        elif settings := from_resources(resources, role):
+            out[role] = {**model, **settings}
     return out
 
 
