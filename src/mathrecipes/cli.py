@@ -107,7 +107,7 @@ def _ingest(args: argparse.Namespace) -> int:
 def _read_rows(path: Path) -> list[dict]:
     from mathrecipes.sources.local import LocalSource
 
-    return [row for _, row in LocalSource("input", {"path": str(path)}).rows()]
+    return [row for _, row in LocalSource("input", {"source": "local", "path": str(path)}).rows()]
 
 
 def _grade(args: argparse.Namespace) -> int:

@@ -9,17 +9,19 @@ from typing import Any
 
 from tqdm import tqdm
 
+from mathrecipes.config import BuiltinSource, HFSource, LocalSource, source_spec
 from mathrecipes.records import FIELDS, RecordError, check_record, dumps_meta, write_records
 from mathrecipes.sources import open_source
 
 log = logging.getLogger(__name__)
 
 QUARANTINE_FIELDS = ("where", "reason", "row")
+SourceSpec = BuiltinSource | LocalSource | HFSource
 
 
 def ingest(
     name: str,
-    spec: Mapping[str, Any],
+    spec: Any,
     out_path: str | Path,
     quarantine_path: str | Path,
     *,
@@ -27,13 +29,15 @@ def ingest(
 ) -> dict[str, Any]:
     """Read every row of the source, check it and write the canonical parquet.
 
-    ``spec["on_bad_row"]``: ``fail`` raises on the first bad row (naming file and row);
+    ``spec`` is the ``datasets`` / ``benchmarks`` entry (a source spec of :mod:`mathrecipes.config`
+    or a mapping for one). Its ``on_bad_row``: ``fail`` raises on the first bad row (naming file and row);
     ``quarantine`` writes bad rows to ``quarantine_path`` with the reason and counts them.
     Duplicate ids always fail: they would break provenance. A ``text`` source
     (:mod:`mathrecipes.sources.text`) gives answerless rows, one per document or chunk.
     """
+    spec = source_spec(spec)
     source = open_source(name, spec)
-    policy = spec.get("on_bad_row", "fail")
+    policy = spec.on_bad_row
     good: list[dict[str, str]] = []
     bad: list[dict[str, str]] = []
     first_seen: dict[str, str] = {}
@@ -83,13 +87,13 @@ def rename_fields(raw: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str
     return out
 
 
-def is_text_source(spec: Mapping[str, Any]) -> bool:
+def is_text_source(spec: SourceSpec) -> bool:
     """A source read with the ``text`` format: its rows have no answer."""
-    return spec.get("source") != "builtin" and spec.get("format") == "text"
+    return not isinstance(spec, BuiltinSource) and spec.format == "text"
 
 
 def checked_records(
-    name: str, spec: Mapping[str, Any], raw: Mapping[str, Any], index: int, where: str
+    name: str, spec: SourceSpec, raw: Mapping[str, Any], index: int, where: str
 ) -> list[dict[str, str]]:
     """The checked canonical records of one raw row (several: the chunks of a document);
     a :class:`RecordError` names ``where``."""
@@ -107,7 +111,7 @@ def checked_records(
 
 
 def to_records(
-    name: str, spec: Mapping[str, Any], raw: Mapping[str, Any], index: int
+    name: str, spec: SourceSpec, raw: Mapping[str, Any], index: int
 ) -> list[dict[str, Any]]:
     """One raw row to its canonical records (not yet checked): one, or for a ``text`` source
     with ``chunk_chars`` the document's chunks."""
@@ -115,33 +119,31 @@ def to_records(
         return [to_canonical(name, spec, raw, index)]
     from mathrecipes.sources.text import DEFAULT_TEXT_FIELD, text_records
 
-    row = rename_fields(raw, spec.get("fields") or {})
-    field = spec.get("text_field") or DEFAULT_TEXT_FIELD
-    docs = text_records(row, index, field=field, chunk_chars=spec.get("chunk_chars"))
+    row = rename_fields(raw, spec.fields)
+    field = spec.text_field or DEFAULT_TEXT_FIELD
+    docs = text_records(row, index, field=field, chunk_chars=spec.chunk_chars)
     return [_prefixed(name, spec, doc, index) for doc in docs]
 
 
-def to_canonical(
-    name: str, spec: Mapping[str, Any], raw: Mapping[str, Any], index: int
-) -> dict[str, Any]:
+def to_canonical(name: str, spec: SourceSpec, raw: Mapping[str, Any], index: int) -> dict[str, Any]:
     """One raw row to a canonical record (not yet checked) with the dataset's id prefix."""
-    if spec.get("source") == "builtin":
+    if isinstance(spec, BuiltinSource):
         return dict(raw)
     from mathrecipes.sources.formats import get_format
 
-    row = rename_fields(raw, spec.get("fields") or {})
-    adapted = dict(get_format(spec.get("format") or "canonical").adapt(row, index))
+    row = rename_fields(raw, spec.fields)
+    adapted = dict(get_format(spec.format).adapt(row, index))
     return _prefixed(name, spec, adapted, index)
 
 
 def _prefixed(
-    name: str, spec: Mapping[str, Any], adapted: dict[str, Any], index: int
+    name: str, spec: LocalSource | HFSource, adapted: dict[str, Any], index: int
 ) -> dict[str, Any]:
     rid = adapted.get("id")
     adapted["id"] = f"{name}/{rid if rid not in (None, '') else f'{index:07d}'}"
     adapted["source"] = name
-    if spec.get("answer_type"):
-        adapted["answer_type"] = spec["answer_type"]
+    if spec.answer_type:
+        adapted["answer_type"] = spec.answer_type
     return adapted
 
 

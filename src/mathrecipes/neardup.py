@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mathrecipes.config import RowFilters
 from mathrecipes.records import loads_meta
 from mathrecipes.textnorm import normalize
 
@@ -76,23 +77,24 @@ def near_duplicates(
     return kept, removed
 
 
-def filter_reason(row: Mapping[str, Any], filters: Mapping[str, Any]) -> str | None:
-    """Why ``row`` fails the recipe's ``filters`` (None: it passes). Lengths are characters."""
+def filter_reason(row: Mapping[str, Any], filters: RowFilters | Mapping[str, Any]) -> str | None:
+    """Why ``row`` fails the recipe's ``filters`` (a :class:`~mathrecipes.config.RowFilters` or
+    a mapping for one; None: it passes). Lengths are characters."""
+    filters = RowFilters.model_validate(filters)
     checks = (
-        ("problem", "min_problem_chars", "max_problem_chars"),
-        ("solution", "min_solution_chars", "max_solution_chars"),
+        ("problem", filters.min_problem_chars, filters.max_problem_chars),
+        ("solution", filters.min_solution_chars, filters.max_solution_chars),
     )
-    for column, lo_key, hi_key in checks:
+    for column, lo, hi in checks:
         n = len(str(row.get(column) or ""))
-        lo, hi = filters.get(lo_key), filters.get(hi_key)
         if lo is not None and n < lo:
             return f"{column}_too_short: {n} < {lo} characters"
         if hi is not None and n > hi:
             return f"{column}_too_long: {n} > {hi} characters"
-    types = filters.get("answer_types")
+    types = filters.answer_types
     if types is not None and row.get("answer_type") not in types:
         return f"answer_type: {row.get('answer_type')!r} not in {sorted(types)}"
-    lo, hi = filters.get("min_pass_rate"), filters.get("max_pass_rate")
+    lo, hi = filters.min_pass_rate, filters.max_pass_rate
     if lo is not None or hi is not None:
         rate = loads_meta(row.get("meta")).get("pass_rate")
         if rate is None:

@@ -40,6 +40,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mathrecipes.config import RecipeSpec
 from mathrecipes.decontam import BenchmarkIndex
 from mathrecipes.neardup import filter_reason, near_duplicates
 from mathrecipes.records import (
@@ -80,7 +81,7 @@ def quotas(total: int, weights: Sequence[float]) -> list[int]:
 
 def select_recipe(
     name: str,
-    spec: Mapping[str, Any],
+    spec: RecipeSpec | Mapping[str, Any],
     pools: Mapping[str, Sequence[str | Path]],
     benchmarks: Mapping[str, str | Path],
     out_train: str | Path,
@@ -88,14 +89,15 @@ def select_recipe(
     out_contamination: str | Path,
     out_removed: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Build ``recipes.<name>``; ``pools`` maps each mix part's ``from`` to its parquet files."""
-    mix = list(spec["mix"])
-    seed = int(spec.get("seed", 0))
-    decon = dict(spec.get("decontaminate") or {})
-    decon_on = bool(decon.get("enabled", True))
-    n = int(decon.get("ngram", 13))
-    min_overlap = float(decon.get("min_overlap", 0.7))
-    wanted = decon.get("benchmarks", "all")
+    """Build ``recipes.<name>`` (``spec``: a :class:`~mathrecipes.config.RecipeSpec` or a mapping
+    for one); ``pools`` maps each mix part's ``from`` to its parquet files."""
+    spec = RecipeSpec.model_validate(spec)
+    seed = spec.seed
+    decon = spec.decontaminate
+    decon_on = decon.enabled
+    n = decon.ngram
+    min_overlap = decon.min_overlap
+    wanted = decon.benchmarks
     bench_names = sorted(benchmarks) if wanted == "all" else list(wanted)
     index = None
     if decon_on and bench_names:
@@ -103,15 +105,15 @@ def select_recipe(
             {b: read_records(benchmarks[b]) for b in bench_names}, n, min_overlap
         )
 
-    filters = {k: v for k, v in dict(spec.get("filters") or {}).items() if v is not None}
-    near = dict(spec.get("near_dedup") or {})
-    near_on = bool(near.get("enabled", False))
+    filters = spec.filters.model_dump(exclude_none=True)  # the bounds that are set, for stats
+    near = spec.near_dedup
+    near_on = near.enabled
     parts_stats: list[dict[str, Any]] = []
     pools_rows: list[list[dict[str, str]]] = []
     matches_out: list[dict[str, str]] = []
     removed_out: list[dict[str, str]] = []
-    for i, part in enumerate(mix):
-        src = part["from"]
+    for i, part in enumerate(spec.mix):
+        src = part.from_
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
         rows = sorted(read_many(pools[src]), key=lambda r: r["id"])
@@ -140,7 +142,7 @@ def select_recipe(
         if filters:
             passing = []
             for r in rows:
-                why = filter_reason(r, filters)
+                why = filter_reason(r, spec.filters)
                 if why is None:
                     passing.append(r)
                     continue
@@ -149,7 +151,7 @@ def select_recipe(
                 drop(r["id"], "filter", why)
             rows = passing
         dups = 0
-        if spec.get("dedup", True):
+        if spec.dedup:
             seen: dict[str, str] = {}
             unique = []
             for r in rows:
@@ -165,9 +167,9 @@ def select_recipe(
         if near_on:
             rows, found_near = near_duplicates(
                 rows,
-                threshold=float(near.get("threshold", 0.8)),
-                num_perm=int(near.get("num_perm", 128)),
-                ngram=int(near.get("ngram", 5)),
+                threshold=near.threshold,
+                num_perm=near.num_perm,
+                ngram=near.ngram,
             )
             rows = list(rows)
             near_dups = len(found_near)
@@ -200,7 +202,7 @@ def select_recipe(
         parts_stats.append(
             {
                 "from": src,
-                "weight": part.get("weight"),
+                "weight": part.weight,
                 "gathered": gathered,
                 "filtered_removed": dict(sorted(filtered.items())),
                 "duplicates_removed": dups,
@@ -224,9 +226,9 @@ def select_recipe(
         math.floor(p["pool"] / (w / wsum) + 1e-9) if w > 0 else math.inf
         for p, w in zip(parts_stats, weights, strict=True)
     )
-    volume = dict(spec.get("volume") or {"fraction": 1.0})
-    if volume.get("count") is not None:
-        total = int(volume["count"])
+    volume = spec.volume.model_dump()
+    if spec.volume.count is not None:
+        total = spec.volume.count
         if total > t_max:
             detail = ", ".join(f"{p['from']}: {p['pool']}" for p in parts_stats)
             raise SelectionError(
@@ -234,7 +236,7 @@ def select_recipe(
                 f"{t_max} for these weights ({detail})"
             )
     else:
-        total = round(float(volume["fraction"]) * t_max)
+        total = round(spec.volume.fraction * t_max)
     if total <= 0:
         raise SelectionError(f"recipes.{name}.volume: selects no rows (pools allow {t_max})")
     q = quotas(total, weights)
@@ -277,7 +279,7 @@ def select_recipe(
         "parts": parts_stats,
         "cross_part_duplicate_problems": cross,
         "filters": filters,
-        "near_dedup": near if near_on else {"enabled": False},
+        "near_dedup": near.model_dump() if near_on else {"enabled": False},
         "rows_removed_before_decontamination": len(removed_out),
         "decontamination": {
             "enabled": decon_on,

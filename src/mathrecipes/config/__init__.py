@@ -30,6 +30,7 @@ from mathrecipes.config.sources import (
     LocalSource,
     SourceSpec,
     source_problems,
+    source_spec,
 )
 from mathrecipes.config.students import (
     Checkpointing,
@@ -122,5 +123,6 @@ __all__ = [
     "slug",
     "teacher_spec",
     "source_problems",
+    "source_spec",
     "validate_source",
 ]

@@ -9,7 +9,13 @@ from pydantic import BaseModel, Field, ValidationError
 from mathrecipes.config.base import ConfigError, Name, Strict
 from mathrecipes.config.evaluation import GenerationSpec, GradingSpec, TablesSpec
 from mathrecipes.config.recipes import RecipeSpec
-from mathrecipes.config.sources import SOURCE_TAGS, BuiltinSource, SourceSpec, source_problems
+from mathrecipes.config.sources import (
+    SOURCE_TAGS,
+    BuiltinSource,
+    SourceSpec,
+    source_problems,
+    source_spec,
+)
 from mathrecipes.config.students import StudentSpec
 from mathrecipes.config.synthesis import (
     METHOD_TAGS,
@@ -248,10 +254,8 @@ class Config(Strict):
 
 def validate_source(raw: dict[str, Any], key: str = "source") -> BaseModel:
     """Validate one source spec outside a whole config (the command line uses this)."""
-    from pydantic import TypeAdapter
-
     try:
-        spec = TypeAdapter(SourceSpec).validate_python(raw)
+        spec = source_spec(raw)
     except ValidationError as exc:
         lines = [
             line.replace("config key '", f"config key '{key}.", 1) for line in _format_errors(exc)

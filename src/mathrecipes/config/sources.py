@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from mathrecipes.config.base import Strict
 
@@ -83,6 +84,12 @@ class HFSource(Strict):
 
 SourceSpec = Annotated[BuiltinSource | LocalSource | HFSource, Field(discriminator="source")]
 SOURCE_TAGS = ("builtin", "local", "hf")
+_SOURCE: TypeAdapter[Any] = TypeAdapter(SourceSpec, config=ConfigDict(title="SourceSpec"))
+
+
+def source_spec(spec: Any) -> BuiltinSource | LocalSource | HFSource:
+    """A source spec of any kind, validated (a spec object is returned as it is)."""
+    return _SOURCE.validate_python(dict(spec) if isinstance(spec, Mapping) else spec)
 
 
 def source_problems(key: str, spec: BaseModel) -> list[tuple[str, str]]:

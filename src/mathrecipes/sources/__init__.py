@@ -13,9 +13,10 @@ extracts the gold answer and its type.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from mathrecipes.config import source_spec
 from mathrecipes.sources.builtin import BuiltinSource
 from mathrecipes.sources.hf import HFSource
 from mathrecipes.sources.hf import local_files as hf_local_files
@@ -32,26 +33,27 @@ class Source(Protocol):
         ...
 
 
-SOURCES: dict[str, Callable[[str, Mapping[str, Any]], Source]] = {
+SOURCES: dict[str, Callable[[str, Any], Source]] = {
     "builtin": BuiltinSource,
     "local": LocalSource,
     "hf": HFSource,
 }
 
 
-def open_source(name: str, spec: Mapping[str, Any]) -> Source:
-    kind = spec.get("source")
-    if kind not in SOURCES:
-        raise ValueError(f"{name}.source: unknown source {kind!r}; known: {', '.join(SOURCES)}")
-    return SOURCES[kind](name, spec)
+def open_source(name: str, spec: Any) -> Source:
+    """The source of a ``datasets`` / ``benchmarks`` entry (a source spec of
+    :mod:`mathrecipes.config`, or a mapping for one)."""
+    spec = source_spec(spec)
+    return SOURCES[spec.source](name, spec)
 
 
-def input_files(spec: Mapping[str, Any]) -> list[str]:
+def input_files(spec: Any) -> list[str]:
     """Files a source reads, for Snakemake ``input:`` (so editing them re-ingests)."""
-    if spec.get("source") == "local":
-        return local_input_files(spec["path"])
-    if spec.get("source") == "hf":
-        return hf_local_files(spec["path"])
+    spec = source_spec(spec)
+    if spec.source == "local":
+        return local_input_files(spec.path)
+    if spec.source == "hf":
+        return hf_local_files(spec.path)
     return []
 
 

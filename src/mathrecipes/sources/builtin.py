@@ -6,18 +6,17 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mathrecipes.builtin.arithmetic import generate
+from mathrecipes.config import BuiltinSource as BuiltinSpec
 
 
 class BuiltinSource:
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, spec: BuiltinSpec | Mapping[str, Any]) -> None:
         self.name = name
-        self.spec = dict(spec)
-        if self.spec.get("generator", "arithmetic") != "arithmetic":
-            raise ValueError(f"{name}.generator: unknown generator {self.spec['generator']!r}")
+        self.spec = BuiltinSpec.model_validate(spec)  # its one generator: arithmetic
 
     def _args(self) -> dict[str, Any]:
         keys = ("n", "seed", "split", "style", "min_steps", "max_steps", "max_value")
-        return {k: self.spec[k] for k in keys}
+        return {k: getattr(self.spec, k) for k in keys}
 
     def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         args = self._args()

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mathrecipes.config import HFSource as HFSpec
+
 log = logging.getLogger(__name__)
 
 
@@ -36,9 +38,9 @@ def local_files(path: str) -> list[str]:
 
 
 class HFSource:
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, spec: HFSpec | Mapping[str, Any]) -> None:
         self.name = name
-        self.spec = dict(spec)
+        self.spec = HFSpec.model_validate(spec)
 
     def _load(self) -> Any:
         try:
@@ -48,37 +50,37 @@ class HFSource:
         s = self.spec
         try:
             return load_dataset(
-                s["path"],
-                s.get("name"),
-                split=s.get("split", "train"),
-                revision=s.get("revision"),
-                data_files=s.get("data_files"),
-                streaming=bool(s.get("streaming", False)),
+                s.path,
+                s.name,
+                split=s.split,
+                revision=s.revision,
+                data_files=s.data_files,
+                streaming=s.streaming,
             )
         except Exception as exc:
             raise RuntimeError(
-                f"{self.name}: could not load Hugging Face dataset {s['path']!r} "
-                f"(name={s.get('name')!r}, split={s.get('split', 'train')!r}, "
-                f"revision={s.get('revision')!r}): {type(exc).__name__}: {exc}"
+                f"{self.name}: could not load Hugging Face dataset {s.path!r} "
+                f"(name={s.name!r}, split={s.split!r}, "
+                f"revision={s.revision!r}): {type(exc).__name__}: {exc}"
             ) from exc
 
     def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         ds = self._load()
-        limit = self.spec.get("limit")
-        where = f"hf:{self.spec['path']}[{self.spec.get('split', 'train')}]"
+        limit = self.spec.limit
+        where = f"hf:{self.spec.path}[{self.spec.split}]"
         for i, row in enumerate(ds):
             if limit is not None and i >= limit:
                 break
             yield f"{where} row {i}", dict(row)
 
     def resolved_revision(self) -> str | None:
-        path = self.spec["path"]
+        path = self.spec.path
         if is_local(path):
             return None
         try:
             from huggingface_hub import HfApi
 
-            return HfApi().dataset_info(path, revision=self.spec.get("revision")).sha
+            return HfApi().dataset_info(path, revision=self.spec.revision).sha
         except Exception as exc:  # offline, private or unknown: record that it is unresolved
             log.info("could not resolve the revision of %s: %s", path, exc)
             return None
@@ -86,16 +88,16 @@ class HFSource:
     def describe(self) -> dict[str, Any]:
         from mathrecipes.provenance import path_sha256
 
-        path = self.spec["path"]
+        path = self.spec.path
         out = {
             "source": "hf",
             "path": path,
-            "name": self.spec.get("name"),
-            "split": self.spec.get("split", "train"),
-            "revision": self.spec.get("revision"),
+            "name": self.spec.name,
+            "split": self.spec.split,
+            "revision": self.spec.revision,
             "resolved_revision": self.resolved_revision(),
-            "data_files": self.spec.get("data_files"),
-            "streaming": bool(self.spec.get("streaming", False)),
+            "data_files": self.spec.data_files,
+            "streaming": self.spec.streaming,
         }
         if is_local(path):
             out["folder_sha256"] = path_sha256(path)

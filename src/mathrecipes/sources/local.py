@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mathrecipes.config import LocalSource as LocalSpec
 from mathrecipes.provenance import file_sha256
 from mathrecipes.sources.text import DEFAULT_TEXT_FIELD, TEXT_SUFFIXES, read_text_document
 
@@ -25,12 +26,12 @@ def local_input_files(pattern: str) -> list[str]:
 
 
 class LocalSource:
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, spec: LocalSpec | Mapping[str, Any]) -> None:
         self.name = name
-        self.spec = dict(spec)
-        self.files = local_input_files(self.spec["path"])
+        self.spec = LocalSpec.model_validate(spec)
+        self.files = local_input_files(self.spec.path)
         if not self.files:
-            raise FileNotFoundError(f"{name}.path: no file matches {self.spec['path']!r}")
+            raise FileNotFoundError(f"{name}.path: no file matches {self.spec.path!r}")
         for f in self.files:
             if not Path(f).is_file():
                 raise FileNotFoundError(f"{name}.path: {f} does not exist")
@@ -67,12 +68,12 @@ class LocalSource:
                 for i, obj in enumerate(csv.DictReader(fh), start=2):
                     yield f"{path} line {i}", obj
         elif suffix in TEXT_SUFFIXES:
-            if self.spec.get("format") != "text":
+            if self.spec.format != "text":
                 raise ValueError(
                     f"{path}: a {suffix} file is one raw text document: read it with format: text"
                 )
-            field = self.spec.get("text_field") or DEFAULT_TEXT_FIELD
-            yield path, read_text_document(path, self.spec["path"], field)
+            field = self.spec.text_field or DEFAULT_TEXT_FIELD
+            yield path, read_text_document(path, self.spec.path, field)
         else:
             raise ValueError(
                 f"{path}: unsupported file type {suffix!r} (jsonl, json, parquet, csv; "
@@ -80,7 +81,7 @@ class LocalSource:
             )
 
     def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        limit = self.spec.get("limit")
+        limit = self.spec.limit
         n = 0
         for path in self.files:
             for where, raw in self._raw(path):
@@ -92,7 +93,7 @@ class LocalSource:
     def describe(self) -> dict[str, Any]:
         return {
             "source": "local",
-            "path": self.spec["path"],
+            "path": self.spec.path,
             "files": {f: file_sha256(f) for f in self.files},
-            "fields": self.spec.get("fields") or {},
+            "fields": self.spec.fields,
         }
