@@ -10,15 +10,19 @@ from mathrecipes.config.base import Name, Strict
 
 
 class GenerationSpec(Strict):
+    """How every student answers every benchmark."""
+
     backend: Literal["hf", "vllm"] = Field(
         "hf", description="hf: transformers, batched; vllm: offline vLLM (optional package)"
     )
-    max_new_tokens: int = Field(128, gt=0)
+    max_new_tokens: int = Field(128, gt=0, description="most tokens of an answer")
     batch_size: int = Field(128, gt=0, description="sequences per batch (vllm: per request chunk)")
-    temperature: float = Field(0.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    n_samples: int = Field(1, ge=1)
-    seed: int = 0
+    temperature: float = Field(0.0, ge=0, description="sampling temperature (0: greedy)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
+    n_samples: int = Field(
+        1, ge=1, description="answers per problem (more than 1 needs temperature > 0)"
+    )
+    seed: int = Field(0, description="sampling seed")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="weights and activations: auto = bfloat16 on a GPU, float32 on a CPU"
     )
@@ -65,5 +69,9 @@ class GradingSpec(Strict):
 
 
 class TablesSpec(Strict):
-    baseline: Name
-    figure_benchmarks: list[Name] | Literal["all"] = "all"
+    """The tables and the figure."""
+
+    baseline: Name = Field(description="the recipe the deltas are computed against")
+    figure_benchmarks: list[Name] | Literal["all"] = Field(
+        "all", description="the benchmarks in the figure: all, or a list of names"
+    )

@@ -27,16 +27,33 @@ from mathrecipes.config.teachers import TEACHER_TAGS
 
 
 class Config(Strict):
-    results: str = "results"
-    seeds: list[int] = Field(min_length=1)
-    datasets: dict[Name, SourceSpec] = Field(min_length=1)
-    benchmarks: dict[Name, SourceSpec] = Field(min_length=1)
-    synthesis: dict[Name, AnySynthesisSpec] = Field(default_factory=dict)
-    recipes: dict[Name, RecipeSpec] = Field(min_length=1)
-    students: dict[Name, StudentSpec] = Field(min_length=1)
-    generation: GenerationSpec = Field(default_factory=GenerationSpec)
-    grading: GradingSpec = Field(default_factory=GradingSpec)
-    tables: TablesSpec
+    """The whole config: one experiment."""
+
+    results: str = Field("results", description="output folder, relative to the working directory")
+    seeds: list[int] = Field(
+        min_length=1, description="training seeds: every (student, recipe) is trained once per seed"
+    )
+    datasets: dict[Name, SourceSpec] = Field(
+        min_length=1, description="raw training datasets, by name; source picks the kind"
+    )
+    benchmarks: dict[Name, SourceSpec] = Field(
+        min_length=1, description="held-out evaluation sets with gold answers, by name"
+    )
+    synthesis: dict[Name, AnySynthesisSpec] = Field(
+        default_factory=dict,
+        description="synthesis entries, by name: a method applied by a teacher to a pool",
+    )
+    recipes: dict[Name, RecipeSpec] = Field(
+        min_length=1, description="training sets selected from the pools, by name"
+    )
+    students: dict[Name, StudentSpec] = Field(min_length=1, description="student models, by name")
+    generation: GenerationSpec = Field(
+        default_factory=GenerationSpec, description="how the students answer the benchmarks"
+    )
+    grading: GradingSpec = Field(
+        default_factory=GradingSpec, description="how the answers are graded"
+    )
+    tables: TablesSpec = Field(description="the tables and the figure")
 
     def reference_problems(self) -> list[tuple[str, str]]:
         """Cross-references between sections, as (key path, problem) pairs."""

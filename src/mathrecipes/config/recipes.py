@@ -12,14 +12,16 @@ from mathrecipes.config.base import Name, Strict
 class NearDedup(Strict):
     """MinHash near-duplicate removal: a recipe's selection option (off by default)."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="remove near duplicates after exact dedup")
     threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard of word shingles")
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
     ngram: int = Field(5, ge=1, description="words per shingle")
 
 
 class MixPart(Strict):
-    from_: Name = Field(alias="from")
+    """One part of a recipe's mix: a pool and its share."""
+
+    from_: Name = Field(alias="from", description="a dataset or a synthesis entry")
     weight: float | None = Field(
         None, gt=0, description="relative share; leave out on every part to take the pools whole"
     )
@@ -28,8 +30,14 @@ class MixPart(Strict):
 
 
 class Volume(Strict):
-    fraction: float | None = Field(None, gt=0, le=1)
-    count: int | None = Field(None, gt=0)
+    """How many rows a recipe selects: exactly one of ``fraction`` and ``count``."""
+
+    fraction: float | None = Field(
+        None, gt=0, le=1, description="a share of the largest mix the pools allow"
+    )
+    count: int | None = Field(
+        None, gt=0, description="this many rows (an error if the pools cannot supply them)"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Volume:
@@ -39,7 +47,10 @@ class Volume(Strict):
 
 
 class Decontamination(Strict):
-    enabled: bool = True
+    """Rows matching a benchmark problem (verbatim, normalized text, or n-gram overlap) are
+    removed and listed in contamination.parquet."""
+
+    enabled: bool = Field(True, description="decontaminate against the benchmarks")
     ngram: int = Field(13, ge=3, le=50, description="13 by default; 8 is the stricter preset")
     min_overlap: float = Field(
         0.7,
@@ -47,28 +58,45 @@ class Decontamination(Strict):
         le=1,
         description="share of the shorter text's n-grams that must be shared; 0 = any shared n-gram",
     )
-    benchmarks: list[Name] | Literal["all"] = "all"
+    benchmarks: list[Name] | Literal["all"] = Field(
+        "all", description="the benchmarks to check against: all, or a list of names"
+    )
 
 
 class RowFilters(Strict):
     """Rows failing any set bound are dropped (and listed in removed.parquet)."""
 
-    min_problem_chars: int | None = Field(None, ge=0)
-    max_problem_chars: int | None = Field(None, ge=0)
-    min_solution_chars: int | None = Field(None, ge=0)
-    max_solution_chars: int | None = Field(None, ge=0)
+    min_problem_chars: int | None = Field(None, ge=0, description="shortest problem kept")
+    max_problem_chars: int | None = Field(None, ge=0, description="longest problem kept")
+    min_solution_chars: int | None = Field(None, ge=0, description="shortest solution kept")
+    max_solution_chars: int | None = Field(None, ge=0, description="longest solution kept")
     answer_types: list[str] | None = Field(None, description="keep only these answer types")
     min_pass_rate: float | None = Field(
         None, ge=0, le=1, description="meta.pass_rate (distill with samples) at least this"
     )
-    max_pass_rate: float | None = Field(None, ge=0, le=1)
+    max_pass_rate: float | None = Field(
+        None, ge=0, le=1, description="meta.pass_rate at most this (a row without one fails)"
+    )
 
 
 class RecipeSpec(Strict):
-    mix: list[MixPart] = Field(min_length=1)
-    volume: Volume = Field(default_factory=lambda: Volume(fraction=1.0))
-    filters: RowFilters = Field(default_factory=RowFilters)
-    dedup: bool = True
-    near_dedup: NearDedup = Field(default_factory=NearDedup)
-    decontaminate: Decontamination = Field(default_factory=Decontamination)
+    """One training set: pools mixed, filtered, deduplicated, decontaminated, subsampled."""
+
+    mix: list[MixPart] = Field(
+        min_length=1,
+        description="the parts, each {from: pool, weight: w}; weights are relative shares",
+    )
+    volume: Volume = Field(
+        default_factory=lambda: Volume(fraction=1.0), description="how many rows in all"
+    )
+    filters: RowFilters = Field(
+        default_factory=RowFilters, description="drop rows before dedup (all bounds unset)"
+    )
+    dedup: bool = Field(True, description="exact dedup on the normalized problem text")
+    near_dedup: NearDedup = Field(
+        default_factory=NearDedup, description="MinHash near-duplicate removal"
+    )
+    decontaminate: Decontamination = Field(
+        default_factory=Decontamination, description="removal of benchmark problems"
+    )
     seed: int = Field(0, description="selection seed: same seed, nested volume subsets")

@@ -13,16 +13,29 @@ from mathrecipes.config.base import Strict
 class BuiltinSource(Strict):
     """Procedural multi-step arithmetic word problems (ground truth by construction)."""
 
-    source: Literal["builtin"]
-    generator: Literal["arithmetic"] = "arithmetic"
-    split: Literal["train", "test"] = "train"
-    style: Literal["answer_only", "prose"] = "answer_only"
+    source: Literal["builtin"] = Field(description="the kind of source")
+    generator: Literal["arithmetic"] = Field("arithmetic", description="the problem generator")
+    split: Literal["train", "test"] = Field(
+        "train",
+        description="train and test problems are disjoint by construction; a benchmark must be "
+        "test",
+    )
+    style: Literal["answer_only", "prose"] = Field(
+        "answer_only",
+        description="the solution: answer_only ('#### 42') or prose (a short worded solution)",
+    )
     n: int = Field(gt=0, description="number of problems")
-    seed: int = 0
-    min_steps: int = Field(2, ge=1, le=12)
-    max_steps: int = Field(4, ge=1, le=12)
-    max_value: int = Field(100, ge=10, description="every number is below this")
-    on_bad_row: Literal["fail", "quarantine"] = "fail"
+    seed: int = Field(0, description="generator seed")
+    min_steps: int = Field(2, ge=1, le=12, description="fewest operations in a problem")
+    max_steps: int = Field(4, ge=1, le=12, description="most operations in a problem")
+    max_value: int = Field(
+        100, ge=10, description="every operand, intermediate result and answer is below this"
+    )
+    on_bad_row: Literal["fail", "quarantine"] = Field(
+        "fail",
+        description="a row the adapter or the canonical schema rejects: fail the job naming its "
+        "file and row, or quarantine it (<name>.quarantine.parquet, counted in the manifest)",
+    )
 
     @model_validator(mode="after")
     def _steps(self) -> BuiltinSource:
@@ -35,8 +48,12 @@ class LocalSource(Strict):
     """Rows from local jsonl / json / parquet / csv files (globs allowed) through a format adapter;
     with format text also whole .txt / .md files."""
 
-    source: Literal["local"]
-    path: str = Field(min_length=1)
+    source: Literal["local"] = Field(description="the kind of source")
+    path: str = Field(
+        min_length=1,
+        description="a file or a glob, relative to the working directory (jsonl, json, parquet, "
+        "csv; with format text also .txt and .md files, each one document)",
+    )
     format: str = Field("canonical", description="format adapter, see sources/formats.py")
     fields: dict[str, str] = Field(
         default_factory=dict,
@@ -53,22 +70,38 @@ class LocalSource(Strict):
         "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
     )
     limit: int | None = Field(None, gt=0, description="read only the first rows")
-    on_bad_row: Literal["fail", "quarantine"] = "fail"
+    on_bad_row: Literal["fail", "quarantine"] = Field(
+        "fail",
+        description="a row the adapter or the canonical schema rejects: fail the job naming its "
+        "file and row, or quarantine it (<name>.quarantine.parquet, counted in the manifest)",
+    )
 
 
 class HFSource(Strict):
     """A Hugging Face ``datasets`` dataset (Hub id or local folder) through a format adapter."""
 
-    source: Literal["hf"]
-    path: str = Field(min_length=1, description="Hub dataset id or a local folder")
+    source: Literal["hf"] = Field(description="the kind of source")
+    path: str = Field(
+        min_length=1,
+        description="Hub dataset id, or a local folder laid out like a Hub dataset repository",
+    )
     name: str | None = Field(None, description="dataset config name")
-    split: str = "train"
-    revision: str | None = Field(None, description="branch, tag or commit; pin a commit")
-    data_files: str | list[str] | dict[str, str | list[str]] | None = None
-    streaming: bool = False
+    split: str = Field("train", description="the split to read")
+    revision: str | None = Field(
+        None,
+        description="branch, tag or commit; pin a commit (the manifest records the commit it "
+        "resolved to)",
+    )
+    data_files: str | list[str] | dict[str, str | list[str]] | None = Field(
+        None, description="passed to datasets.load_dataset as it is"
+    )
+    streaming: bool = Field(False, description="stream the rows instead of downloading")
     format: str = Field(description="format adapter, see sources/formats.py")
-    fields: dict[str, str] = Field(default_factory=dict)
-    answer_type: str | None = None
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical field -> column in the dataset, applied before the adapter",
+    )
+    answer_type: str | None = Field(None, description="override the adapter's answer type")
     text_field: str | None = Field(
         None, min_length=1, description="format text: the column holding the text (text)"
     )
@@ -78,8 +111,12 @@ class HFSource(Strict):
         description="format text: cut documents into chunks of at most this many characters "
         "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
     )
-    limit: int | None = Field(None, gt=0)
-    on_bad_row: Literal["fail", "quarantine"] = "fail"
+    limit: int | None = Field(None, gt=0, description="read only the first rows")
+    on_bad_row: Literal["fail", "quarantine"] = Field(
+        "fail",
+        description="a row the adapter or the canonical schema rejects: fail the job naming its "
+        "file and row, or quarantine it (<name>.quarantine.parquet, counted in the manifest)",
+    )
 
 
 SourceSpec = Annotated[BuiltinSource | LocalSource | HFSource, Field(discriminator="source")]

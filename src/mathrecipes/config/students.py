@@ -10,14 +10,18 @@ from mathrecipes.config.base import Strict
 
 
 class ModelSpec(Strict):
-    hidden_size: int = Field(128, gt=0)
-    intermediate_size: int = Field(344, gt=0)
-    num_hidden_layers: int = Field(4, gt=0)
-    num_attention_heads: int = Field(4, gt=0)
-    num_key_value_heads: int | None = None
-    max_position_embeddings: int = Field(512, gt=0)
-    rope_theta: float = 10000.0
-    tie_word_embeddings: bool = True
+    """The Llama a ``scratch`` student starts from (random weights)."""
+
+    hidden_size: int = Field(128, gt=0, description="width of the residual stream")
+    intermediate_size: int = Field(344, gt=0, description="width of the MLP")
+    num_hidden_layers: int = Field(4, gt=0, description="transformer layers")
+    num_attention_heads: int = Field(4, gt=0, description="attention heads (divide hidden_size)")
+    num_key_value_heads: int | None = Field(
+        None, description="key/value heads (grouped-query attention; unset: one per head)"
+    )
+    max_position_embeddings: int = Field(512, gt=0, description="longest sequence in tokens")
+    rope_theta: float = Field(10000.0, description="rotary position embedding base")
+    tie_word_embeddings: bool = Field(True, description="share input and output embeddings")
 
     @model_validator(mode="after")
     def _heads(self) -> ModelSpec:
@@ -27,22 +31,28 @@ class ModelSpec(Strict):
 
 
 class TokenizerSpec(Strict):
-    vocab_size: int = Field(1000, ge=64)
-    min_frequency: int = Field(2, ge=1)
+    """The tokenizer a ``scratch`` student trains on its recipe's corpus (digits one per token)."""
+
+    vocab_size: int = Field(1000, ge=64, description="most tokens in the vocabulary (a cap)")
+    min_frequency: int = Field(2, ge=1, description="fewest occurrences of a merged token")
 
 
 class TrainingSpec(Strict):
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(50, ge=0)
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    max_steps: int | None = Field(None, gt=0)
-    epochs: float | None = Field(None, gt=0)
+    """How a student is trained: exactly one of ``max_steps`` and ``epochs``."""
+
+    lr: float = Field(2e-3, gt=0, description="peak learning rate (AdamW)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    warmup_steps: int = Field(50, ge=0, description="linear warmup steps")
+    schedule: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="learning-rate schedule after warmup"
+    )
+    max_steps: int | None = Field(None, gt=0, description="optimizer steps")
+    epochs: float | None = Field(None, gt=0, description="passes over the training set")
     tokens_per_step: int = Field(2000, gt=0, description="token budget per optimizer step")
     max_length: int = Field(256, gt=8, description="longer examples are truncated")
-    grad_clip: float = Field(1.0, gt=0)
-    log_every: int = Field(50, gt=0)
-    adam_beta2: float = Field(0.99, gt=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0, description="gradient norm clip")
+    log_every: int = Field(50, gt=0, description="log the loss every N steps")
+    adam_beta2: float = Field(0.99, gt=0, lt=1, description="AdamW beta2")
     packing: bool = Field(
         False,
         description="pack a step's examples into rows of max_length tokens (position ids "
@@ -58,7 +68,7 @@ class TrainingSpec(Strict):
         "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
     )
     attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2", "flex_attention"] = (
-        "auto"
+        Field("auto", description="the attention kernels (auto: sdpa)")
     )
     compile: bool = Field(False, description="torch.compile the model (CUDA)")
     deterministic: bool = Field(
@@ -103,14 +113,25 @@ class Checkpointing(Strict):
 
 
 class StudentSpec(Strict):
+    """A student model trained on every recipe, once per seed."""
+
     init: str = Field(
         "scratch",
         description="'scratch' (random Llama + tokenizer trained on the corpus), "
         "a Hugging Face model id, or a local model folder",
     )
-    revision: str | None = None
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
-    training: TrainingSpec
-    resources: StudentResources = Field(default_factory=StudentResources)
-    checkpointing: Checkpointing = Field(default_factory=Checkpointing)
+    revision: str | None = Field(None, description="Hub branch, tag or commit of init")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="scratch only: the model")
+    tokenizer: TokenizerSpec = Field(
+        default_factory=TokenizerSpec, description="scratch only: the tokenizer"
+    )
+    training: TrainingSpec = Field(description="how it is trained")
+    resources: StudentResources = Field(
+        default_factory=StudentResources,
+        description="what its training and generation jobs ask the scheduler for (not a job "
+        "parameter)",
+    )
+    checkpointing: Checkpointing = Field(
+        default_factory=Checkpointing,
+        description="resumable training state (not a job parameter)",
+    )

@@ -127,7 +127,7 @@ class SynthesisSpec(Strict):
 class DistillSpec(SynthesisSpec):
     """``distill``: ``samples`` teacher solutions per problem, kept by a policy (``keep``)."""
 
-    method: Literal["distill"] = Field("distill", description="distill")
+    method: Literal["distill"] = Field("distill", description="the method (also when absent)")
     format: Literal["structured"] = Field(
         "structured", description="builtin teacher: one line per step, then \\boxed{}"
     )
@@ -158,7 +158,7 @@ class DistillSpec(SynthesisSpec):
 class StructureSpec(SynthesisSpec):
     """``structure``: a solution rewritten into labelled steps, by rules or by the teacher."""
 
-    method: Literal["structure"] = Field("structure", description="structure")
+    method: Literal["structure"] = Field("structure", description="the method")
     splitter: Literal["rules", "teacher"] = Field(
         "rules", description="rule-based step splitter (no teacher), or the teacher with a prompt"
     )
@@ -178,7 +178,7 @@ class StructureSpec(SynthesisSpec):
 class RephraseSpec(SynthesisSpec):
     """``rephrase``: new wordings of the problem with the answer preserved."""
 
-    method: Literal["rephrase"] = Field("rephrase", description="rephrase")
+    method: Literal["rephrase"] = Field("rephrase", description="the method")
     n_rephrasings: int = Field(1, ge=1, le=64, description="rephrasings per problem")
     verify: bool = Field(
         True, description="the teacher solves each rephrasing; its answer must match the gold"
@@ -234,13 +234,13 @@ class JudgedSpec(SynthesisSpec):
 class RewriteSpec(JudgedSpec):
     """``rewrite``: raw text rewritten into a textbook-style article, judged."""
 
-    method: Literal["rewrite"] = Field("rewrite", description="rewrite")
+    method: Literal["rewrite"] = Field("rewrite", description="the method")
 
 
 class ExtractSpec(JudgedSpec):
     """``extract``: question / solution pairs extracted from raw text, each judged."""
 
-    method: Literal["extract"] = Field("extract", description="extract")
+    method: Literal["extract"] = Field("extract", description="the method")
     max_pairs: int = Field(8, ge=1, description="most pairs taken from one chunk")
 
 
@@ -248,7 +248,7 @@ class WeaknessSpec(SynthesisSpec):
     """``weakness``: the student's failures on a training split as seeds: their nearest
     neighbours in the pool, and teacher-written similar problems."""
 
-    method: Literal["weakness"] = Field("weakness", description="weakness")
+    method: Literal["weakness"] = Field("weakness", description="the method")
     solve_prompt: str | None = Field(
         None, description="prompt of the independent solutions (default: distill's)"
     )

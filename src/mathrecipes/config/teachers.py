@@ -11,17 +11,24 @@ from mathrecipes.config.base import Strict
 
 
 class TeacherSpec(Strict):
-    backend: Literal["builtin"] = "builtin"
-    # Probability that the builtin teacher makes an arithmetic slip in a step; slips are caught
-    # by step verification and the row is rejected. 0 makes a perfect teacher.
-    error_rate: float = Field(0.0, ge=0.0, le=1.0)
-    seed: int = 0
+    """The programmatic teacher: solves a builtin problem step by step (distill), retells it
+    (rephrase); no prompts."""
+
+    backend: Literal["builtin"] = Field("builtin", description="the kind of teacher")
+    error_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="probability of an arithmetic slip in a step; step verification catches it "
+        "and rejects the row (0: a perfect teacher)",
+    )
+    seed: int = Field(0, description="the slips' seed (with each row's key)")
 
 
 class OpenAITeacherSpec(Strict):
     """Any OpenAI-compatible server: vLLM, SGLang, `transformers serve`, hosted APIs."""
 
-    backend: Literal["openai"]
+    backend: Literal["openai"] = Field(description="the kind of teacher")
     model: str = Field(min_length=1, description="model name as the server knows it")
     base_url: str = Field(
         pattern=r"^https?://", description="API root, e.g. http://127.0.0.1:8000/v1"
@@ -32,14 +39,16 @@ class OpenAITeacherSpec(Strict):
         description="NAME of the environment variable holding the API key (never the key)",
     )
     # sampling defaults for the requests a method builds
-    max_tokens: int = Field(1024, ge=1)
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(1024, ge=1, description="most tokens of an answer")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature (0: greedy)")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling")
     seed: int = Field(0, description="each request's seed is derived from it and the row key")
     # how to talk to the server: these do not change the responses (not job params)
     concurrency: int = Field(8, ge=1, le=1024, description="requests in flight at once")
-    timeout_s: float = Field(300.0, gt=0, description="per attempt")
-    max_retries: int = Field(6, ge=0, le=100)
+    timeout_s: float = Field(300.0, gt=0, description="seconds per attempt")
+    max_retries: int = Field(
+        6, ge=0, le=100, description="retries of a connection error, timeout, 429 or 5xx"
+    )
     backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles, up to 60 s")
     on_unavailable: Literal["fail", "reject"] = Field(
         "fail",
@@ -86,19 +95,20 @@ class HFTeacherSpec(Strict):
     every request sampled from its own seed (derived from ``seed`` and the row), so a sample
     does not depend on which batch it ran in."""
 
-    backend: Literal["hf"]
+    backend: Literal["hf"] = Field(description="the kind of teacher")
     model: str = Field(min_length=1, description="a local model folder or a Hub model id")
     revision: str | None = Field(None, description="Hub branch, tag or commit; pin a commit")
-    max_new_tokens: int = Field(1024, gt=0)
+    max_new_tokens: int = Field(1024, gt=0, description="most tokens of an answer")
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling")
     batch_size: int = Field(16, gt=0, description="requests per forward batch")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto = bfloat16 on a GPU, float32 on a CPU"
     )
     seed: int = Field(0, description="each request's seed is derived from it and the row key")
     resources: TeacherResources = Field(
-        default_factory=TeacherResources, description="the job's GPUs, CPUs, memory, time"
+        default_factory=TeacherResources,
+        description="what the job asks the scheduler for (not a job parameter)",
     )
 
     # Not what the teacher answers (not job params): they reach the job as resources.
@@ -110,12 +120,12 @@ class VLLMTeacherSpec(Strict):
     folder or a Hub id. The same prompts as ``hf`` (the tokenizer's chat template), every
     request sampled from its own seed; vLLM batches continuously."""
 
-    backend: Literal["vllm"]
+    backend: Literal["vllm"] = Field(description="the kind of teacher")
     model: str = Field(min_length=1, description="a local model folder or a Hub model id")
     revision: str | None = Field(None, description="Hub branch, tag or commit; pin a commit")
-    max_new_tokens: int = Field(1024, gt=0)
+    max_new_tokens: int = Field(1024, gt=0, description="most tokens of an answer")
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling")
     seed: int = Field(0, description="each request's seed is derived from it and the row key")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto = bfloat16 (as the hf teacher on a GPU)"
@@ -131,7 +141,9 @@ class VLLMTeacherSpec(Strict):
         256, gt=0, description="requests per vLLM call; each call's answers are cached"
     )
     resources: TeacherResources = Field(
-        default_factory=TeacherResources, description="the job's GPUs, CPUs, memory, time"
+        default_factory=TeacherResources,
+        description="what the job asks the scheduler for (not a job parameter); gpus at least "
+        "tensor_parallel_size",
     )
 
     OPERATIONAL: ClassVar[tuple[str, ...]] = ("resources",)
