@@ -1,4 +1,5 @@
-"""Regression tests: every numbered case of /work/shared/design/GRADING.md (``shared/design``).
+"""Regression tests: every numbered case class of docs/grading.md ("The cases a grader must get
+right").
 
 Each case is one or more (gold, completion) pairs with the expected verdict and, where the
 behaviour is a per-benchmark choice, the ``GradeSettings`` policy it was graded under.  All
@@ -35,7 +36,7 @@ TOWER = "\\boxed{5^{5^{5^{5}}}}"
 
 @dataclass(frozen=True)
 class Case:
-    no: int  # GRADING.md case number
+    no: int  # case number in docs/grading.md
     name: str
     gold: str
     completion: str
@@ -539,7 +540,7 @@ CASES = [
         "correct",
         xfail="needs the problem's answer options, which grade_items does not receive",
     ),
-    # Found while measuring on MATH test / OlympiadBench (beyond GRADING.md's list)
+    # Found while measuring on MATH test / OlympiadBench (beyond the list's examples)
     C(12, "tiny_exact_values_differ", "\\frac{1}{2004!}", "\\boxed{\\frac{2}{2004!}}", "incorrect"),
     C(12, "tiny_exact_vs_zero", "\\frac{1}{2004!}", "\\boxed{0}", "incorrect"),
     C(12, "huge_integer_exact", "2^{100}", "\\boxed{1267650600228229401496703205376}", "correct"),
