@@ -45,6 +45,15 @@ def test_editing_one_module_changes_only_its_stages(package_copy):
     assert changed == {"grade"}
 
 
+def test_latex_answer_edit_reingests_and_regrades(package_copy):
+    # gold answers at ingest and model answers at grading are read by the same module
+    before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    with open(package_copy / "latex.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    after = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    assert {s for s in before if before[s] != after[s]} == {"ingest", "grade"}
+
+
 def test_prompt_format_edit_retrains_and_regenerates(package_copy):
     before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
     with open(package_copy / "prompting.py", "a") as fh:

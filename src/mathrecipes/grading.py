@@ -4,7 +4,8 @@ Pipeline for one (gold, completion) pair
 -----------------------------------------
 1. :func:`extract_answer` locates the final answer in the *completion only* (never the prompt),
    with last-match semantics over anchors in priority order: a user pattern
-   (``GradeSettings.answer_regex``, if set), ``\\boxed{}`` / ``\\boxed 5`` / ``\\fbox{}``, then
+   (``GradeSettings.answer_regex``, if set), ``\\boxed{}`` / ``\\boxed 5`` / ``\\fbox{}`` /
+   ``\\framebox{}`` (read by :mod:`mathrecipes.latex`, as gold answers are at ingest), then
    GSM8K ``#### X``, then answer phrases ("The answer is: X", "The final answer is X", "Final
    Answer: ...", "Answer: X"; display math ``$$..$$`` / ``\\[..\\]`` after a phrase may span
    lines, inline math may not).  ``<think>...</think>`` is stripped first; an unclosed
@@ -112,6 +113,7 @@ from pathlib import Path
 from typing import Any
 
 import mathrecipes
+from mathrecipes import latex
 
 __all__ = [
     "GRADER_NAME",
@@ -316,8 +318,6 @@ class GradeSettings:
 # --------------------------------------------------------------------------------------------
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
-_BOX_TOKEN = re.compile(r"[^\s$]+")
 _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
 _PHRASE = re.compile(
     r"(?P<final>\bfinal\s+answer\s*(?:is\s*:?|:))"
@@ -343,7 +343,8 @@ def extract_answer(
 
     Rules, in priority order (within a rule the *last* match wins): ``regex`` (``answer_regex``,
     if given: group 1 of its last match, or the whole match), ``boxed`` (``\\boxed{}`` with
-    brace matching, ``\\boxed 5``, ``\\fbox{}``; empty boxes are skipped), ``gsm8k``
+    brace matching, ``\\boxed 5``, ``\\fbox{}``, ``\\framebox{}``; see :mod:`mathrecipes.latex`;
+    empty boxes are skipped), ``gsm8k``
     (``#### X``), ``final_answer`` / ``answer_is`` (answer phrases; the one that appears last
     wins).  ``<think>...</think>`` blocks are removed first, as is everything before an
     orphan ``</think>`` (chat templates that put ``<think>`` in the prompt); a ``<think>`` that
@@ -399,14 +400,12 @@ def _last_regex(text: str, pattern: str) -> str | None:
 
 
 def _boxes(text: str) -> list[tuple[int, int, str]]:
-    """``(start, end, content)`` of every box with a non-empty argument, in text order."""
+    """``(start, end, content)`` of every box whose cleaned argument is not empty, in text order."""
     out = []
-    for m in _BOX_CMD.finditer(text):
-        found = _box_content(text, m.end())
-        if found is not None:
-            content = _clean_answer(found[0])
-            if content:
-                out.append((m.start(), found[1], content))
+    for start, end, argument in latex.boxes(text):
+        content = _clean_answer(argument)
+        if content:
+            out.append((start, end, content))
     return out
 
 
@@ -446,34 +445,6 @@ def _trailing_boxes(text: str) -> list[str]:
         if not contents or contents[-1] != c:
             contents.append(c)
     return contents
-
-
-def _box_content(text: str, pos: int) -> tuple[str, int] | None:
-    """Argument of a ``\\boxed`` ending at ``pos`` and the index just past it: ``{...}`` (brace
-    matched) or ``\\boxed 5``."""
-    j = pos
-    while j < len(text) and text[j] in " \t":
-        j += 1
-    if j < len(text) and text[j] == "{":
-        depth = 0
-        i = j
-        while i < len(text):
-            ch = text[i]
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[j + 1 : i], i + 1
-            i += 1
-        return None  # unbalanced (e.g. the generation was cut off)
-    if j == pos:
-        return None
-    m = _BOX_TOKEN.match(text, j)
-    return (m.group(0), m.end()) if m else None
 
 
 def _last_gsm8k(text: str) -> str | None:
@@ -529,63 +500,20 @@ def _find_unescaped(s: str, sub: str, start: int) -> int:
     return i
 
 
-def _strip_delimiters(s: str) -> str:
-    s = s.strip()
-    while True:
-        for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-            n, m = len(open_), len(close)
-            if len(s) > n + m - 1 and s.startswith(open_) and s.endswith(close):
-                inner = s[n : len(s) - m]
-                if "$" in close and re.search(r"(?<!\\)\$", inner):
-                    continue  # "$a$ and $b$": not one math span
-                s = inner.strip()
-                break
-        else:
-            return s
-
-
 def _clean_answer(s: str) -> str:
-    s = _strip_delimiters(s)
+    s = latex.strip_delimiters(s)
     # A lone leading "$" is a currency sign ("#### $1,234"), not a math delimiter.
     if s.startswith("$") and s.count("$") == 1:
         s = s[1:].strip()
     while s.endswith("."):
         s = s[:-1].rstrip()
-    return _strip_delimiters(s)
+    return latex.strip_delimiters(s)
 
 
 def _gold_answer(gold: str) -> str:
     """The gold answer proper: the last ``\\boxed{}`` when the gold is a whole solution."""
-    if "\\boxed" in gold or "\\fbox" in gold:
-        boxed = _last_boxed(gold)
-        if boxed is not None:
-            return boxed
-    return gold
-
-
-def _top_level_split(s: str) -> list[str]:
-    """Split at commas outside (), [], {} (``\\{`` counts as a brace)."""
-    parts, depth, cur = [], 0, []
-    i = 0
-    while i < len(s):
-        ch = s[i]
-        if ch == "\\" and i + 1 < len(s) and s[i + 1] in "{}":
-            cur.append(s[i : i + 2])
-            depth += 1 if s[i + 1] == "{" else -1
-            i += 2
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
-    return parts
+    boxed = _last_boxed(gold)
+    return gold if boxed is None else boxed
 
 
 def _is_multi_valued(gold: str) -> bool:
@@ -599,7 +527,7 @@ def _is_multi_valued(gold: str) -> bool:
         return True
     if g.startswith("\\{") and "," in g:
         return True
-    return len(_top_level_split(g)) > 1
+    return len(latex.split_top_level(g)) > 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 COMMON = ("__init__.py", "records.py", "provenance.py")
 
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
-    "ingest": ("sources", "builtin", "ingest.py", "answers.py"),
+    "ingest": ("sources", "builtin", "ingest.py", "answers.py", "latex.py"),
     "synthesize": ("teachers", "builtin", "synthesis"),
     # what the hf teacher backend reuses from student generation: part of the code parameter of
     # the synthesis entries with an hf teacher only (rules/common.smk, synth_fingerprint)
@@ -40,7 +40,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
     "train": ("training", "prompting.py"),
     "generate": ("generation.py", "prompting.py"),
-    "grade": ("grading.py",),
+    "grade": ("grading.py", "latex.py"),
     "tables": ("tables.py",),
 }
 
