@@ -30,7 +30,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from mathrecipes.grading import GradeItem, GradeSettings, _Pool, extract_answer, grade_items
+from mathrecipes.grading import GradeItem, GradeSettings, extract_answer, grade_items
+from mathrecipes.grading.pool import Pool
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MATHRECIPES_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -78,7 +79,7 @@ def pool_startup(settings: GradeSettings) -> float:
     from multiprocessing.connection import wait
 
     t0 = time.perf_counter()
-    with _Pool(settings, settings.workers) as pool:
+    with Pool(settings, settings.workers) as pool:
         pending = list(pool.workers)
         while pending:
             for conn in wait([w.inbox for w in pending]):

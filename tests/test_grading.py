@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mathrecipes import grading
+import mathrecipes
 from mathrecipes.grading import (
     GRADER_NAME,
     VERDICTS,
@@ -27,11 +27,13 @@ from mathrecipes.grading import (
     grade_file,
     grade_items,
     grader_version,
+    pool,
+    settings,
     summarize,
 )
 from mathrecipes.records import check_record, write_records
 
-SRC_DIR = Path(grading.__file__).resolve().parents[1]
+SRC_DIR = Path(settings.__file__).resolve().parents[2]
 TOWER = "\\boxed{5^{5^{5^{5}}}}"  # hangs sympy inside verify (Math-Verify #65)
 
 
@@ -140,10 +142,22 @@ def test_grader_version_names_dependencies_and_source_hash():
 
     import math_verify  # noqa: F401  (must be installed for the version to be meaningful)
 
-    assert version.startswith(grading.mathrecipes.__version__ + "+")
+    assert version.startswith(mathrecipes.__version__ + "+")
     assert f"math-verify-{dist_version('math-verify')}" in version
-    digest = hashlib.sha256(Path(grading.__file__).read_bytes()).hexdigest()[:8]
-    assert version.endswith(f"+grading-{digest}")
+    assert version.endswith(f"+grading-{settings.source_digest()}")
+
+
+def test_grader_version_covers_every_module_of_the_grader(tmp_path):
+    copy = tmp_path / "mathrecipes"
+    shutil.copytree(SRC_DIR / "mathrecipes", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    digest = settings.source_digest(copy)
+    assert digest == settings.source_digest()
+    for name in ("grading/pool.py", "grading/audit.py", "latex.py"):
+        with open(copy / name, "a") as fh:
+            fh.write("\n# an edit\n")
+        edited = settings.source_digest(copy)
+        assert edited != digest, name
+        digest = edited
 
 
 def test_summarize():
@@ -290,14 +304,14 @@ FAULTY_BOOTSTRAP = textwrap.dedent(
             os._exit(7)
         return _parse(pred, *args, **kwargs)
     math_verify.parse = parse
-    from mathrecipes.grading import _worker_main
-    _worker_main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    from mathrecipes.grading.engine import worker_main
+    worker_main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     """
 )
 
 
 def test_crashes_errors_and_gold_timeouts(monkeypatch):
-    monkeypatch.setattr(grading, "_BOOTSTRAP", FAULTY_BOOTSTRAP)
+    monkeypatch.setattr(pool, "BOOTSTRAP", FAULTY_BOOTSTRAP)
     items = [
         GradeItem("crash", "5", "\\boxed{CRASHME}"),
         GradeItem("ok1", "5", "\\boxed{5}"),
@@ -345,7 +359,7 @@ def test_keyboard_interrupt_stops_all_workers():
 
 
 def test_worker_that_cannot_start_is_an_error(monkeypatch):
-    monkeypatch.setattr(grading, "_BOOTSTRAP", "import sys; sys.exit(3)")
+    monkeypatch.setattr(pool, "BOOTSTRAP", "import sys; sys.exit(3)")
     with pytest.raises(RuntimeError, match="code 3 during start-up"):
         grade_items([GradeItem("a", "1", "\\boxed{1}")], GradeSettings(workers=2))
     assert _grading_children() == []
