@@ -136,6 +136,37 @@ def test_settings_reject_bad_values(kwargs):
         GradeSettings(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"percent": "lenient"}, "percent"),
+        ({"workers": "2"}, "workers"),
+        ({"rel_tol": -1}, "rel_tol"),
+    ],
+)
+def test_settings_from_dict_errors_name_the_key(settings, key):
+    with pytest.raises(ValueError, match=f"grading setting {key}: "):
+        GradeSettings.from_dict(settings)
+
+
+def test_settings_load_without_math_verify_or_the_pool():
+    # the config imports the settings: they must not drag in the grader's machinery
+    code = (
+        "import sys, mathrecipes.config, mathrecipes.grading.settings\n"
+        "heavy = {'math_verify', 'sympy', 'mathrecipes.grading.pool', 'mathrecipes.grading.engine'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC_DIR), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_grader_version_names_dependencies_and_source_hash():
     version = grader_version()
     from importlib.metadata import version as dist_version

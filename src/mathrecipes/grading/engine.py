@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import math
 import os
 import re
@@ -457,7 +456,7 @@ def worker_main(read_fd: int, write_fd: int, settings_json: str) -> None:
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # backstop: terminate the process
     inbox = Connection(read_fd, writable=False)
     outbox = Connection(write_fd, readable=False)
-    settings = GradeSettings(**json.loads(settings_json))
+    settings = GradeSettings.model_validate_json(settings_json)
     engine = Engine(settings)
     # Warm up lazily built regexes and the LaTeX parser so the first item is not charged for
     # it, then forget the warm-up results (the gold cache must only hold reported golds).

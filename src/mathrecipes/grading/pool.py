@@ -14,8 +14,6 @@ to the queue.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import math
 import os
 import pickle
@@ -76,7 +74,7 @@ def _stderr_target() -> int | None:
 
 class Worker:
     def __init__(self, settings: GradeSettings) -> None:
-        cfg = json.dumps(dataclasses.asdict(settings))
+        cfg = settings.model_dump_json()
         src = str(Path(__file__).resolve().parents[2])  # the folder that holds mathrecipes
         p2c_r, p2c_w = os.pipe()
         c2p_r, c2p_w = os.pipe()

@@ -2,23 +2,36 @@
 
 :class:`GradeSettings` holds how to run (``timeout_s``, ``workers``) and the answer-equivalence
 policies (per benchmark, see GRADING.md); :meth:`GradeSettings.policy_json` is written into
-every grade row (column ``policy``) so that a policy change is visible in the outputs.
+every grade row (column ``policy``) so that a policy change is visible in the outputs. It is a
+pydantic model, and the workflow config's ``grading`` block is made of it
+(:class:`GradePolicy`, :meth:`GradeSettings.field`): one place for every key's default, bounds
+and description. This module imports neither Math-Verify nor the pool.
+
 :func:`grader_version` names the grader's code and the libraries that decide verdicts.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import functools
 import hashlib
 import json
-import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 import mathrecipes
 
@@ -72,141 +85,215 @@ def source_digest(package_dir: Path = _PACKAGE_DIR) -> str:
     return digest.hexdigest()[:8]
 
 
-_CHOICES = {
-    "percent": ("both", "fraction", "number", "mathverify"),
-    "mixed_numbers": ("mixed", "product"),
-    "truncated": ("extract", "no_answer"),
-}
+def _number(value: Any) -> Any:
+    """A number as given (``None`` passes, for the optional keys): not a bool or a string."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError("must be a number")
+    return value
+
+
+def _pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"does not compile: {exc}") from exc
+    return value
+
+
+# A float (an int is taken) and an int (an integral float is taken), never a bool or a string.
+Number = Annotated[float, BeforeValidator(_number)]
+Integer = Annotated[int, BeforeValidator(_number)]
+Pattern = Annotated[str, Field(strict=True), AfterValidator(_pattern)]
+
 # Fields that say how to run, not how to judge: left out of the recorded policy (a timeout
 # shows as the ``timeout`` verdict itself).
-_EXECUTION_FIELDS = frozenset({"timeout_s", "workers"})
+EXECUTION_FIELDS = ("timeout_s", "workers")
 
 
-@dataclass(frozen=True)
-class GradeSettings:
-    """Grading settings; also the ``grading:`` block of the workflow config.
+class GradeSettings(BaseModel):
+    """Grading settings: how to run and the answer-equivalence policies (per benchmark, see
+    GRADING.md; all recorded with every verdict).
 
-    Execution: ``timeout_s`` (hard per-item wall limit: parse gold + parse prediction + verify;
-    the audit's plain Math-Verify pass gets its own), ``workers`` (worker processes).
-
-    Answer-equivalence policies (per benchmark, see GRADING.md; all recorded with every verdict):
-
-    * ``float_rounding`` / ``numeric_precision``: Math-Verify's float comparison (decimal places).
-    * ``rel_tol`` / ``abs_tol``: numeric tolerance for comparisons that involve a decimal
-      (``0.6054`` vs ``\\cos^{10}(\\pi/10)``), in place of ``float_rounding``; ``None`` = use
-      ``float_rounding``.  Exact values are compared exactly (``10000`` vs ``10001`` never
-      "agree within 1e-4"), and nothing is ever rounded to an integer.
-    * ``integer_answers``: the benchmark's answers are integers (AIME): an integer-literal gold
-      is compared as an integer (``016`` = ``16``); a non-integer decimal is wrong.
-      ``modulo`` (needs ``integer_answers``): integers are compared modulo this number.
-    * ``percent``: ``"both"`` (default): ``28\\%`` equals ``28`` and ``0.28`` (one side only may
-      carry the sign; ``2800`` stays wrong); ``"fraction"``: only ``0.28``; ``"number"``: only
-      ``28`` (the sign is dropped); ``"mathverify"``: Math-Verify's own rule (integer
-      percentages equal the bare number, decimal ones only the fraction).
-    * ``ordered_tuples``: ``None`` (default): decided by the gold's form, as Math-Verify does:
-      ``(6,31,-1)`` is ordered, a bare list ``-2, 1`` and a set ``\\{1,2\\}`` are unordered;
-      ``True``: bare comma lists are ordered too; ``False``: tuples are unordered too.
-    * ``strip_units``: drop unit words and ``\\text{ cm}`` after numbers (``18 dollars`` = 18);
-      ``False`` keeps them (physics: ``0.64N`` is not ``0.64``).
-    * ``interval_inequality_asymmetry``: ``True`` (Math-Verify's default): a gold inequality
-      accepts an interval prediction but a gold interval does not accept an inequality (stops
-      models echoing the question); ``False``: both directions.
-    * ``mixed_numbers``: ``2\\frac{1}{2}`` read as ``"mixed"`` (2.5, default) or ``"product"``
-      (1); either way the row's rule carries ``+mixed_number`` (an ambiguous notation).
-    * ``decimal_comma``: ``1,22`` / ``1000,99`` is a decimal comma when the gold is a single
-      number and the digit groups are not thousands groups (``1,220`` stays 1220).
-    * ``multiple_choice``: a gold that is a choice letter (``A``, ``(C)``, ``\\text{(B)}``) is
-      compared by letter with a prediction that starts with one (``(A) 5``, ``A.``).
-    * ``answer_regex``: a pattern whose last match (group 1, or the whole match) is the answer,
-      tried before the built-in anchors (e.g. ``(?m)^A:\\s*(.+)$`` for "A: 18" solutions).
-    * ``truncated``: for a generation that hit its token limit (``finish_reason == "length"``):
-      ``"extract"`` grades an anchored answer if there is one (no answer: rule ``truncated``);
-      ``"no_answer"`` makes every truncated generation ``no_answer``.
+    Numbers are numbers (an int is taken for a float, an integral float for an int; a bool or a
+    string is an error), flags are true or false. :meth:`from_dict` is the entry point for a
+    mapping (the config's settings of one benchmark, the command line's ``--policy``).
     """
 
-    timeout_s: float = 5.0
-    workers: int = 2
-    float_rounding: int = 6
-    numeric_precision: int = 15
-    rel_tol: float | None = None
-    abs_tol: float | None = None
-    integer_answers: bool = False
-    modulo: int | None = None
-    percent: str = "both"
-    ordered_tuples: bool | None = None
-    strip_units: bool = True
-    interval_inequality_asymmetry: bool = True
-    mixed_numbers: str = "mixed"
-    decimal_comma: bool = True
-    multiple_choice: bool = True
-    answer_regex: str | None = None
-    truncated: str = "extract"
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        def coerce(name: str, kind: type, ok: Callable[[Any], bool], need: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"GradeSettings.{name} must be a number, got {value!r}")
-            if kind is int and value != int(value):
-                raise ValueError(f"GradeSettings.{name} must be an integer, got {value!r}")
-            value = kind(value)
-            if not ok(value):
-                raise ValueError(f"GradeSettings.{name} must be {need}, got {value!r}")
-            object.__setattr__(self, name, value)
+    timeout_s: Number = Field(
+        5.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="hard wall-clock limit per item in seconds (parse gold, parse prediction, "
+        "compare; the audit's plain Math-Verify pass gets its own): past it the item is timeout",
+    )
+    workers: Integer = Field(
+        2,
+        ge=1,
+        description="worker processes (in the workflow: the grading job's threads); never part "
+        "of a result",
+    )
+    float_rounding: Integer = Field(
+        6, ge=0, description="Math-Verify's float comparison: the decimal places compared"
+    )
+    numeric_precision: Integer = Field(
+        15, ge=1, description="Math-Verify's precision (significant digits) for evaluating numbers"
+    )
+    rel_tol: Number | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="relative tolerance for comparisons that involve a decimal (0.6054 vs "
+        "cos^10(pi/10)), in place of float_rounding; null: float_rounding. Exact values are "
+        "compared exactly (10000 vs 10001 never agree within 1e-4) and nothing is rounded to an "
+        "integer",
+    )
+    abs_tol: Number | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="absolute tolerance, as rel_tol (with both, the larger limit)",
+    )
+    integer_answers: bool = Field(
+        False,
+        strict=True,
+        description="the answers are integers (AIME): an integer gold is compared as an integer "
+        "(016 = 16); a non-integer decimal is wrong",
+    )
+    modulo: Integer | None = Field(
+        None, ge=2, description="with integer_answers: integers are compared modulo this number"
+    )
+    percent: Literal["both", "fraction", "number", "mathverify"] = Field(
+        "both",
+        description="both: 28% equals 28 and 0.28 (one side only may carry the sign; 2800 stays "
+        "wrong); fraction: only 0.28; number: only 28 (the sign is dropped); mathverify: "
+        "Math-Verify's own rule (integer percentages equal the bare number, decimal ones only "
+        "the fraction)",
+    )
+    ordered_tuples: bool | None = Field(
+        None,
+        strict=True,
+        description="null: decided by the gold's form, as Math-Verify does ((6,31,-1) is "
+        "ordered, a bare list -2, 1 and a set {1,2} are unordered); true: bare lists are "
+        "ordered too; false: tuples are unordered too",
+    )
+    strip_units: bool = Field(
+        True,
+        strict=True,
+        description="drop unit words and \\text{ cm} after numbers (18 dollars = 18); false "
+        "keeps them (physics: 0.64N is not 0.64)",
+    )
+    interval_inequality_asymmetry: bool = Field(
+        True,
+        strict=True,
+        description="true (Math-Verify's default): a gold inequality accepts an interval "
+        "prediction but a gold interval does not accept an inequality (stops models echoing "
+        "the question); false: both directions",
+    )
+    mixed_numbers: Literal["mixed", "product"] = Field(
+        "mixed",
+        description="2\\frac{1}{2} read as mixed (2.5) or product (1); either way the rule "
+        "carries +mixed_number (an ambiguous notation)",
+    )
+    decimal_comma: bool = Field(
+        True,
+        strict=True,
+        description="1,22 is a decimal comma when the gold is a single number and the digit "
+        "groups are not thousands groups (1,220 stays 1220)",
+    )
+    multiple_choice: bool = Field(
+        True,
+        strict=True,
+        description="a gold that is a choice letter (A, (C), \\text{(B)}) is compared by letter "
+        "with a prediction that starts with one ((A) 5, A.)",
+    )
+    answer_regex: Pattern | None = Field(
+        None,
+        description="a pattern whose last match (group 1, or the whole match) is the answer, "
+        "tried before the built-in anchors, e.g. (?m)^A:\\s*(.+)$ for 'A: 18' solutions",
+    )
+    truncated: Literal["extract", "no_answer"] = Field(
+        "extract",
+        description="a generation that hit its token limit: extract grades an anchored answer if "
+        "there is one (no answer: rule truncated); no_answer makes every such generation "
+        "no_answer",
+    )
 
-        coerce("timeout_s", float, lambda v: v > 0 and math.isfinite(v), "> 0")
-        coerce("workers", int, lambda v: v >= 1, ">= 1")
-        coerce("float_rounding", int, lambda v: v >= 0, ">= 0")
-        coerce("numeric_precision", int, lambda v: v >= 1, ">= 1")
-        for name in ("rel_tol", "abs_tol"):
-            if getattr(self, name) is not None:
-                coerce(name, float, lambda v: v >= 0 and math.isfinite(v), ">= 0 or None")
-        if self.modulo is not None:
-            coerce("modulo", int, lambda v: v >= 2, ">= 2 or None")
-            if not self.integer_answers:
-                raise ValueError("GradeSettings.modulo needs integer_answers=True")
-        for name in ("integer_answers", "strip_units", "interval_inequality_asymmetry"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"GradeSettings.{name} must be true or false")
-        for name in ("decimal_comma", "multiple_choice"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"GradeSettings.{name} must be true or false")
-        if self.ordered_tuples is not None and not isinstance(self.ordered_tuples, bool):
-            raise ValueError("GradeSettings.ordered_tuples must be true, false or null")
-        for name, allowed in _CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"GradeSettings.{name} must be one of {', '.join(allowed)}, "
-                    f"got {getattr(self, name)!r}"
-                )
-        if self.answer_regex is not None:
-            if not isinstance(self.answer_regex, str):
-                raise ValueError("GradeSettings.answer_regex must be a string or None")
-            try:
-                re.compile(self.answer_regex)
-            except re.error as exc:
-                raise ValueError(f"GradeSettings.answer_regex does not compile: {exc}") from exc
+    @model_validator(mode="after")
+    def _modulo_needs_integers(self) -> GradeSettings:
+        if self.modulo is not None and not self.integer_answers:
+            raise ValueError("modulo needs integer_answers: true")
+        return self
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GradeSettings:
-        """Build from a mapping; ``None`` values mean "default", unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        """Validate a mapping; ``None`` values mean "default". An unknown key or a bad value is
+        a ``ValueError`` that names the key."""
+        known = cls.model_fields
         unknown = sorted(str(k) for k in d if k not in known)
         if unknown:
             raise ValueError(
                 f"unknown grading setting(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        return cls(**{k: v for k, v in d.items() if v is not None})
+        try:
+            return cls.model_validate({k: v for k, v in d.items() if v is not None})
+        except ValidationError as exc:
+            raise ValueError(_problems(exc)) from None
+
+    @classmethod
+    def field(cls, name: str) -> Any:
+        """The field ``name`` (default, bounds, checks and description), for a spec that offers
+        the same key: ``timeout_s: float = GradeSettings.field("timeout_s")``."""
+        return copy.copy(cls.model_fields[name])
 
     def policy(self) -> dict[str, Any]:
         """The answer-equivalence settings (all but ``timeout_s`` and ``workers``)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name not in _EXECUTION_FIELDS
-        }
+        return self.model_dump(exclude=set(EXECUTION_FIELDS))
 
     def policy_json(self) -> str:
         """:meth:`policy` as compact JSON with sorted keys (the ``policy`` column)."""
         return json.dumps(self.policy(), sort_keys=True, separators=(",", ":"))
+
+
+def _problems(exc: ValidationError) -> str:
+    """The errors of a validation, one ``key: message (got value)`` each, joined by ``; ``."""
+    out = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        got = f" (got {err['input']!r})" if key else ""
+        out.append(f"grading setting {key}: {msg}{got}" if key else msg)
+    return "; ".join(out)
+
+
+class _Overrides(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def overrides(self) -> dict[str, Any]:
+        """The keys that were given, with their values (a given null included), in the order
+        of :class:`GradeSettings`' fields."""
+        return self.model_dump(exclude_unset=True)
+
+
+def _optional(name: str) -> tuple[Any, Any]:
+    info = GradeSettings.model_fields[name]
+    kind = info.annotation | None
+    if info.metadata:  # bounds and checks, on the value when one is given
+        kind = Annotated[kind, *info.metadata]
+    return kind, Field(None, description=info.description)
+
+
+# Made from GradeSettings' fields, so that a policy key is written once.
+GradePolicy = create_model(
+    "GradePolicy",
+    __base__=_Overrides,
+    __module__=__name__,
+    __doc__="""Answer-equivalence settings given in a config (``grading.policy``,
+    ``grading.benchmarks.<name>``): any of :class:`GradeSettings`' policy keys, each checked as
+    there; a key not given keeps its default.""",
+    **{
+        name: _optional(name) for name in GradeSettings.model_fields if name not in EXECUTION_FIELDS
+    },
+)
