@@ -52,7 +52,6 @@ class _Job:
     size: int  # bytes of the message in the worker's pipe
     sent: float = 0.0  # when the current phase started (from the parent's point of view)
     deadline: float = math.inf  # only the job a worker is running has one
-    gold_parsed: bool = False
 
     def start(self, now: float, timeout_s: float) -> None:
         self.sent = now
@@ -73,6 +72,9 @@ def _stderr_target() -> int | None:
 
 
 class Worker:
+    """One worker process (``proc``, started from :data:`BOOTSTRAP`, read at start) and its
+    pipes; ``ready`` once it has imported Math-Verify and said so."""
+
     def __init__(self, settings: GradeSettings) -> None:
         cfg = settings.model_dump_json()
         src = str(Path(__file__).resolve().parents[2])  # the folder that holds mathrecipes
@@ -98,8 +100,11 @@ class Worker:
         self.started = time.monotonic()
         self.ready = False
         self.jobs: deque[_Job] = deque()  # sent, not finished; the first one is running
+        # Golds it has parsed: its engine caches them and reports each once, in any run.
+        self.golds: set[str] = set()
 
     def stop(self) -> None:
+        """Close the pipes, kill the process if it still runs, and reap it."""
         for conn in (self.outbox, self.inbox):
             with contextlib.suppress(OSError):
                 conn.close()
@@ -114,7 +119,11 @@ _OnPlain = Callable[[int, str, str | None, float], None]
 
 
 class Pool:
-    """N worker processes with a few items queued in each; exact per-item deadlines."""
+    """N worker processes with a few items queued in each; exact per-item deadlines.
+
+    A worker past its deadline, or one that died, is stopped (killed and reaped) and replaced
+    in ``workers``; the pool lives on until :meth:`close` (or the end of a ``with`` block) and
+    can :meth:`run` several queues."""
 
     def __init__(self, settings: GradeSettings, n_workers: int) -> None:
         self.settings = settings
@@ -158,7 +167,7 @@ class Pool:
         grader's results (``gold_ok`` is None when unknown: timeouts, crashes);
         ``on_plain(i, verdict, extracted, seconds)`` plain Math-Verify's.  A timeout is charged
         to the gold (``how == "gold_timeout"``) only if the worker had not reported parsing it
-        and ``gold_known_ok(gold)`` is false.  An item whose grading timed out gets its plain
+        (in this run or an earlier one) and ``gold_known_ok(gold)`` is false.  An item whose grading timed out gets its plain
         Math-Verify pass as a fresh task.  Tasks that follow each other with the same
         ``group_of`` (gold) go to the same worker where possible, so that a gold is parsed
         once.
@@ -238,7 +247,7 @@ class Pool:
         if head.phases[0] == "mv":
             self._on_plain(head.idx, "timeout", None, seconds)
             return
-        if how is None and not (head.gold_parsed or self._gold_known_ok(head.gold)):
+        if how is None and not (head.gold in w.golds or self._gold_known_ok(head.gold)):
             how = "gold_timeout"
         self._on_ours(head.idx, "timeout", how, None, seconds)
         if "mv" in head.phases:
@@ -259,7 +268,7 @@ class Pool:
             return
         now = time.monotonic()
         if kind == "gold":
-            job.gold_parsed = True
+            w.golds.add(job.gold)
             return
         if kind == "done" and job.phases[0] == "ours":
             _, idx, verdict, how, gold_ok = msg
