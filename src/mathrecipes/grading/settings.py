@@ -273,16 +273,17 @@ class _Overrides(BaseModel):
 
     def overrides(self) -> dict[str, Any]:
         """The keys that were given, with their values (a given null included), in the order
-        of :class:`GradeSettings`' fields."""
+        of :class:`GradeSettings`' fields; the others are left out, whatever their default."""
         return self.model_dump(exclude_unset=True)
 
 
 def _optional(name: str) -> tuple[Any, Any]:
+    """GradeSettings' field ``name`` that also takes null (the default, as in ``from_dict``)."""
     info = GradeSettings.model_fields[name]
     kind = info.annotation | None
     if info.metadata:  # bounds and checks, on the value when one is given
         kind = Annotated[kind, *info.metadata]
-    return kind, Field(None, description=info.description)
+    return kind, Field(info.default, description=info.description)
 
 
 # Made from GradeSettings' fields, so that a policy key is written once.
@@ -292,7 +293,7 @@ GradePolicy = create_model(
     __module__=__name__,
     __doc__="""Answer-equivalence settings given in a config (``grading.policy``,
     ``grading.benchmarks.<name>``): any of :class:`GradeSettings`' policy keys, each checked as
-    there; a key not given keeps its default.""",
+    there; a key not given, or given as null, keeps its default.""",
     **{
         name: _optional(name) for name in GradeSettings.model_fields if name not in EXECUTION_FIELDS
     },
