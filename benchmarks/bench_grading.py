@@ -13,7 +13,8 @@ minus sign added when there is no digit): 10,000 items, interleaved per problem.
   after the other, no timeouts (Math-Verify's own signal timeouts off), same items, same order.
 
 Planted pathological items (power towers that hang sympy) are graded by ours in a separate run
-and reported separately; plain Math-Verify cannot run them (it would hang).  With ``--audit``
+and reported separately, with the time a pool takes to get over one (the killed worker replaced
+and the next item graded); plain Math-Verify cannot run them (it would hang).  With ``--audit``
 ours is also timed with the disagreement audit on (the extra plain Math-Verify pass).  Prints
 figures only; nothing is asserted.  Timings are noisy on a shared machine: run it twice.
 """
@@ -27,10 +28,11 @@ import os
 import re
 import resource
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
-from mathrecipes.grading import GradeItem, GradeSettings, _Pool, extract_answer, grade_items
+from mathrecipes.grading import GradeItem, GradeSettings, extract_answer, grade_items
+from mathrecipes.grading.pool import Pool
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MATHRECIPES_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -78,7 +80,7 @@ def pool_startup(settings: GradeSettings) -> float:
     from multiprocessing.connection import wait
 
     t0 = time.perf_counter()
-    with _Pool(settings, settings.workers) as pool:
+    with Pool(settings, settings.workers) as pool:
         pending = list(pool.workers)
         while pending:
             for conn in wait([w.inbox for w in pending]):
@@ -86,6 +88,22 @@ def pool_startup(settings: GradeSettings) -> float:
                 assert conn.recv()[0] == "ready"
                 pending.remove(w)
     return time.perf_counter() - t0
+
+
+def recovery(settings: GradeSettings) -> float:
+    """One worker: seconds from a power tower's ``timeout`` verdict to the next item's (the
+    kill, a fresh worker's start-up with its Math-Verify import, and the item)."""
+    pairs = [("5", "5^{5^{5^{5}}}"), ("4", "4")]
+    stamps: dict[int, float] = {}
+    with Pool(settings, 1) as pool:
+        pool.run(
+            deque([(0, True, False), (1, True, False)]),
+            prepare=lambda task: (task[0], *pairs[task[0]], True, None),
+            on_ours=lambda i, *result: stamps.setdefault(i, time.perf_counter()),
+            on_plain=lambda *result: None,
+            gold_known_ok=lambda gold: False,
+        )
+    return stamps[1] - stamps[0]
 
 
 def run_plain(items: list[GradeItem]) -> tuple[list[bool], float]:
@@ -192,6 +210,10 @@ def main() -> None:
         f"planted pathological items (timeout {args.timeout:g}s): {len(patho)} in "
         f"{time.perf_counter() - t0:.1f}s: "
         + ", ".join(f"{v.key} {v.verdict}/{v.rule} {v.seconds:.1f}s" for v in res)
+    )
+    print(
+        f"after a timeout (one worker): killed, replaced and the next item graded in "
+        f"{recovery(settings):.2f}s"
     )
 
 

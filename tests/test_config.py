@@ -99,3 +99,42 @@ def test_cli_validate(tmp_path, capsys, raw):
 def test_mix_weights_all_or_none(raw):
     raw["recipes"]["more"]["mix"] = [{"from": "arith", "weight": 1}, {"from": "distilled"}]
     assert "config key 'recipes.more.mix': give a weight on every part or on none" in _error(raw)
+
+
+def test_grading_policy_errors_name_the_key(raw):
+    raw["grading"]["policy"] = {"percnt": "both"}
+    assert "config key 'grading.policy.percnt': unknown key" in _error(raw)
+    raw["grading"]["policy"] = {"percent": "lenient"}
+    assert "config key 'grading.policy.percent': Input should be" in _error(raw)
+    raw["grading"]["policy"] = {}
+    raw["grading"]["benchmarks"] = {"arith_test": {"rel_tol": -1.0}}
+    assert "config key 'grading.benchmarks.arith_test.rel_tol'" in _error(raw)
+    raw["grading"]["benchmarks"] = {"arith_test": {"modulo": 1000}}  # needs integer_answers
+    assert "config key 'grading.benchmarks.arith_test': modulo needs integer_answers" in _error(raw)
+
+
+def test_grading_settings_of_a_benchmark(raw):
+    from mathrecipes.grading import GradeSettings
+
+    raw["grading"]["policy"] = {"rel_tol": 1.0e-4, "percent": "number"}
+    raw["grading"]["benchmarks"] = {"arith_test": {"modulo": 1000, "integer_answers": True}}
+    grading = load_config(raw).grading
+    base = {"timeout_s": 5.0, "float_rounding": 6, "numeric_precision": 15}
+    # the keys given, in GradeSettings' order (the params value of the benchmark's grade jobs)
+    assert list(grading.settings_for("arith_hard").items()) == [
+        *base.items(),
+        ("rel_tol", 1.0e-4),
+        ("percent", "number"),
+    ]
+    assert list(grading.settings_for("arith_test"))[3:] == [
+        "rel_tol",
+        "percent",
+        "integer_answers",
+        "modulo",
+    ]
+    settings = GradeSettings.from_dict(grading.settings_for("arith_test"))
+    assert (settings.modulo, settings.percent, settings.timeout_s) == (1000, "number", 5.0)
+    # one set of defaults: the config's are GradeSettings'
+    assert grading.model_dump(exclude={"policy", "benchmarks"}) == GradeSettings().model_dump(
+        include={"timeout_s", "workers", "float_rounding", "numeric_precision"}
+    )

@@ -772,9 +772,9 @@ def test_integer_fast_paths_are_what_math_verify_returns(monkeypatch):
     import math_verify.parser as mvp
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
-    from mathrecipes.grading import _Engine
+    from mathrecipes.grading.engine import Engine
 
-    engine = _Engine(GradeSettings())  # installs the hooks in this process
+    engine = Engine(GradeSettings())  # installs the hooks in this process
     hooked = mvp.parse_latex_cached
     cfg = [LatexExtractionConfig(), ExprExtractionConfig()]
     texts = ["0", "-0", "7", "016", "-25", "1000000", "123456789012345678901234567890"]

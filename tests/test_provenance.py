@@ -41,11 +41,27 @@ def package_copy(tmp_path, monkeypatch):
 
 def test_editing_one_module_changes_only_its_stages(package_copy):
     before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
-    with open(package_copy / "grading.py", "a") as fh:
+    with open(package_copy / "grading" / "engine.py", "a") as fh:
         fh.write("\n# an edit\n")
     after = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
     changed = {s for s in before if before[s] != after[s]}
     assert changed == {"grade"}
+
+
+def test_grader_version_hashes_the_grade_stage_modules():
+    from mathrecipes.grading.settings import source_files
+
+    grade = {f for e in P.STAGE_MODULES["grade"] for f in P._files_of(e)}
+    assert set(source_files()) == grade
+
+
+def test_latex_answer_edit_reingests_and_regrades(package_copy):
+    # gold answers at ingest and model answers at grading are read by the same module
+    before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    with open(package_copy / "latex.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    after = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+    assert {s for s in before if before[s] != after[s]} == {"ingest", "grade"}
 
 
 def test_prompt_format_edit_retrains_and_regenerates(package_copy):

@@ -307,7 +307,7 @@ def test_openai_teacher_connection_edits_rerun_nothing(tmp_path, pkg_env):
 
 def test_grader_code_edit_regrades_only(tiny_run, pkg_env):
     src, _ = pkg_env
-    grading = src / "mathrecipes" / "grading.py"
+    grading = src / "mathrecipes" / "grading" / "engine.py"
     original = grading.read_text()
     try:
         grading.write_text(original + "\n# a developer's edit\n")

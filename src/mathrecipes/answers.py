@@ -2,8 +2,9 @@
 
 Pure functions on strings (``re`` only), cheap enough to run on every row of a dataset.
 
-:func:`last_boxed` and :func:`gsm8k_final` pull the gold final answer out of a reference
-solution; :func:`classify_answer_type` tags a gold answer with one of
+:func:`last_boxed` (from :mod:`mathrecipes.latex`, which grading reads boxes with too) and
+:func:`gsm8k_final` pull the gold final answer out of a reference solution;
+:func:`classify_answer_type` tags a gold answer with one of
 :data:`mathrecipes.records.ANSWER_TYPES` so the grader can pick a comparison policy (set vs
 tuple, interval vs point, letter choice, free text). The tag is a heuristic on the LaTeX
 string; the policy choices for ambiguous shapes are listed in :func:`classify_answer_type`.
@@ -12,6 +13,14 @@ string; the policy choices for ambiguous shapes are listed in :func:`classify_an
 from __future__ import annotations
 
 import re
+
+from mathrecipes.latex import (
+    braces_balanced,
+    brackets_balanced,
+    last_boxed,
+    split_top_level,
+    strip_delimiters,
+)
 
 __all__ = [
     "NUMERIC_TYPES",
@@ -28,62 +37,6 @@ NUMERIC_TYPES = frozenset({"integer", "decimal", "fraction"})
 # --------------------------------------------------------------------------------------------
 # Extraction
 # --------------------------------------------------------------------------------------------
-
-_BOX_CMD = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])")
-_BOX_TOKEN = re.compile(r"[^\s$]+")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` / ``\\boxed X`` / ``\\fbox{...}`` in ``text``.
-
-    Braces are matched (``\\boxed{\\frac{1}{2}}`` gives ``\\frac{1}{2}``; escaped ``\\{``
-    ``\\}`` do not count). ``\\framebox`` (used by some AoPS solutions) counts too, with its
-    optional ``[width]`` argument skipped. Empty boxes and unbalanced ones (a truncated text)
-    are skipped, so the last *usable* box wins. The space form ``\\boxed 5`` takes one token
-    up to whitespace or ``$`` and drops a trailing ``.``/``,``. Returns the content stripped of
-    surrounding whitespace, otherwise unchanged, or ``None`` if there is no usable box.
-    """
-    if not text:
-        return None
-    for m in reversed(list(_BOX_CMD.finditer(text))):
-        content = _box_content(text, m.end())
-        if content is not None and content.strip():
-            return content.strip()
-    return None
-
-
-def _box_content(text: str, pos: int) -> str | None:
-    j = pos
-    n = len(text)
-    while j < n and text[j] in " \t":
-        j += 1
-    if j < n and text[j] == "[":  # \framebox[2cm]{...}
-        close = text.find("]", j)
-        if close != -1:
-            j = close + 1
-            while j < n and text[j] in " \t":
-                j += 1
-    if j < n and text[j] == "{":
-        depth = 0
-        i = j
-        while i < n:
-            ch = text[i]
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[j + 1 : i]
-            i += 1
-        return None  # unbalanced
-    if j == pos:  # "\boxed" glued to something that is not a brace
-        return None
-    m = _BOX_TOKEN.match(text, j)
-    return m.group(0).rstrip(".,;") if m else None
-
 
 _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
 _DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")
@@ -167,27 +120,10 @@ def clean_gold(answer: str | None) -> str | None:
     s = str(answer).strip()
     if s.endswith("$.") or s.endswith("$,"):
         s = s[:-1].rstrip()
-    s = _strip_delimiters(s)
+    s = strip_delimiters(s)
     if s.endswith(".") and not _KEEP_PERIOD.search(s):
-        s = _strip_delimiters(s[:-1].rstrip())
+        s = strip_delimiters(s[:-1].rstrip())
     return s or None
-
-
-def _strip_delimiters(s: str) -> str:
-    s = s.strip()
-    while True:
-        for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-            lo, lc = len(open_), len(close)
-            if len(s) >= lo + lc and s.startswith(open_) and s.endswith(close):
-                if open_ == "$" and s.endswith("\\$"):
-                    continue  # "$5\$": an escaped dollar, not a closing delimiter
-                inner = s[lo : len(s) - lc]
-                if "$" in open_ and re.search(r"(?<!\\)\$", inner):
-                    continue  # "$a$ and $b$": not one math span
-                s = inner.strip()
-                break
-        else:
-            return s
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,7 +234,7 @@ def _prepare(answer: str) -> str:
     s = s.replace("\\$", "\x00")  # escaped dollar: currency, not a math delimiter
     if s.endswith("$.") or s.endswith("$,"):
         s = s[:-1]
-    s = _strip_delimiters(s)
+    s = strip_delimiters(s)
     return s.replace("\x00", "\\$").strip()
 
 
@@ -330,7 +266,7 @@ def _classify(raw: str, problem: str | None, depth: int) -> str:
     if _is_choice(s):
         return "choice"
     m = _WHOLE_WRAPPER.match(s)
-    if m and _balanced(m.group(1)):
+    if m and braces_balanced(m.group(1)):
         inner = m.group(1).strip()
         if _is_choice(inner):
             return "choice"
@@ -348,7 +284,7 @@ def _classify(raw: str, problem: str | None, depth: int) -> str:
     if _is_words(s) or _is_label(s):
         return "text"
 
-    parts = _split_top(s, ",")
+    parts = split_top_level(s, ",")
     assigned = [_ASSIGN.match(p) for p in parts]
     if len(parts) >= 2 and all(assigned) and not any("=" in m.group(2) for m in assigned):
         names = {m.group(1) for m in assigned}
@@ -431,7 +367,7 @@ def _number_type(s: str, problem: str | None = None) -> str | None:
     if re.search(r",\s", t):
         return None  # "45, 135": a list; thousands separators have no space after them
     t = t.replace(" ", "")
-    while len(t) > 2 and t[0] == "{" and t[-1] == "}" and _balanced(t[1:-1]):
+    while len(t) > 2 and t[0] == "{" and t[-1] == "}" and braces_balanced(t[1:-1]):
         t = t[1:-1]
     if _INT.match(t) or _THOUSANDS.match(t) and "." not in t:
         return "integer"
@@ -467,58 +403,6 @@ def _strip_units(s: str) -> str:
     return t.strip()
 
 
-def _balanced(s: str) -> bool:
-    depth = 0
-    i = 0
-    while i < len(s):
-        ch = s[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth < 0:
-                return False
-        i += 1
-    return depth == 0
-
-
-_OPENERS = {"(": ")", "[": "]", "{": "}"}
-
-
-def _split_top(s: str, sep: str) -> list[str]:
-    """Split on ``sep`` at bracket depth 0 (``\\{`` ``\\}`` and ``\\langle`` count as brackets)."""
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    i = 0
-    while i < len(s):
-        if s.startswith("\\langle", i) or s.startswith("\\{", i):
-            depth += 1
-            i += 7 if s.startswith("\\langle", i) else 2
-            continue
-        if s.startswith("\\rangle", i) or s.startswith("\\}", i):
-            depth -= 1
-            i += 7 if s.startswith("\\rangle", i) else 2
-            continue
-        ch = s[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(s[start:i].strip())
-            start = i + 1
-        i += 1
-    parts.append(s[start:].strip())
-    return parts
-
-
 def _enclosing(s: str) -> tuple[str, str, str] | None:
     """``(open, inner, close)`` when ``s`` is one bracketed group from first to last char."""
     if s.startswith("\\{") and s.endswith("\\}"):
@@ -530,38 +414,14 @@ def _enclosing(s: str) -> tuple[str, str, str] | None:
     else:
         return None
     # The opening bracket must close at the very end: "(1,2) \cup (3,4)" is not one group.
-    depth = 0
-    i = 0
-    while i < len(inner):
-        if inner.startswith("\\{", i) or inner.startswith("\\langle", i):
-            depth += 1
-            i += 2 if inner.startswith("\\{", i) else 7
-            continue
-        if inner.startswith("\\}", i) or inner.startswith("\\rangle", i):
-            depth -= 1
-            i += 2 if inner.startswith("\\}", i) else 7
-            if depth < 0:
-                return None
-            continue
-        ch = inner[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth < 0:
-                return None
-        i += 1
-    return (open_, inner, close) if depth == 0 else None
+    return (open_, inner, close) if brackets_balanced(inner) else None
 
 
 def _interval_like(s: str) -> bool:
     g = _enclosing(s)
     if not g or g[0] not in "([" or g[2] not in ")]":
         return False
-    parts = _split_top(g[1], ",")
+    parts = split_top_level(g[1], ",")
     return len(parts) == 2 and all(parts)
 
 
@@ -573,7 +433,7 @@ def _structure_type(s: str, problem: str | None) -> str | None:
     g = _enclosing(s)
     if g:
         open_, inner, close = g
-        parts = _split_top(inner, ",")
+        parts = split_top_level(inner, ",")
         if open_ == "\\{":
             return "set"
         if open_ == "<":
@@ -589,7 +449,7 @@ def _structure_type(s: str, problem: str | None) -> str | None:
                 if problem and _INTERVAL_HINT.search(problem):
                     return "interval"
             return "tuple"
-    parts = _split_top(s, ",")
+    parts = split_top_level(s, ",")
     if len(parts) >= 2 and all(parts):
         return "set"
     return None

@@ -1,10 +1,11 @@
 """Code fingerprints and per-artifact manifests.
 
 Snakemake does not see edits to imported modules, so each rule receives a *narrow* fingerprint of
-the package modules its stage uses as a ``params:`` value: editing ``grading.py`` changes only the
-grading fingerprint and therefore re-grades without retraining. The mapping below is the single
-place that says which module belongs to which stage; ``tests/test_provenance.py`` checks that every
-module of the package is claimed by some stage.
+the package modules its stage uses as a ``params:`` value: editing a module of ``grading/``
+changes only the grading fingerprint and therefore re-grades without retraining (``latex.py``,
+which reads gold answers at ingest and model answers at grading, belongs to both stages). The
+mapping below is the single place that says which module belongs to which stage;
+``tests/test_provenance.py`` checks that every module of the package is claimed by some stage.
 
 Every artifact gets a sidecar manifest: inputs with content hashes, params, code fingerprint,
 package versions, host, wall time.
@@ -30,7 +31,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 COMMON = ("__init__.py", "records.py", "provenance.py")
 
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
-    "ingest": ("sources", "builtin", "ingest.py", "answers.py"),
+    "ingest": ("sources", "builtin", "ingest.py", "answers.py", "latex.py"),
     "synthesize": ("teachers", "builtin", "synthesis"),
     # what the hf teacher backend reuses from student generation: part of the code parameter of
     # the synthesis entries with an hf teacher only (rules/common.smk, synth_fingerprint)
@@ -40,7 +41,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
     "train": ("training", "prompting.py"),
     "generate": ("generation.py", "prompting.py"),
-    "grade": ("grading.py",),
+    "grade": ("grading", "latex.py"),
     "tables": ("tables.py",),
 }
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mathrecipes.config.base import Name, Strict
+from mathrecipes.grading.settings import GradePolicy, GradeSettings
 
 
 class GenerationSpec(Strict):
@@ -44,27 +45,34 @@ class GenerationSpec(Strict):
 
 
 class GradingSpec(Strict):
-    timeout_s: float = Field(5.0, gt=0, description="hard per-item limit")
-    workers: int = Field(2, ge=1, description="worker processes (the job's threads)")
-    float_rounding: int = Field(6, ge=0)
-    numeric_precision: int = Field(15, ge=1)
-    policy: dict[str, Any] = Field(
-        default_factory=dict,
-        description="answer-equivalence settings for every benchmark (mathrecipes.grading.GradeSettings)",
+    """How the grading jobs run and the answer-equivalence policies they apply; every key is a
+    key of :class:`mathrecipes.grading.GradeSettings`, with its default and checks."""
+
+    timeout_s: float = GradeSettings.field("timeout_s")
+    workers: int = GradeSettings.field("workers")
+    float_rounding: int = GradeSettings.field("float_rounding")
+    numeric_precision: int = GradeSettings.field("numeric_precision")
+    policy: GradePolicy = Field(
+        default_factory=GradePolicy,
+        description="answer-equivalence settings for every benchmark: the policy keys of "
+        "GradeSettings, e.g. {percent: both}",
     )
-    benchmarks: dict[Name, dict[str, Any]] = Field(
+    benchmarks: dict[Name, GradePolicy] = Field(
         default_factory=dict,
         description="per-benchmark overrides of `policy`, e.g. aime24: {integer_answers: true}",
     )
 
     def settings_for(self, benchmark: str) -> dict[str, Any]:
-        """The grading settings of one benchmark, without ``workers`` (it never changes a verdict)."""
+        """The grading settings of one benchmark, without ``workers`` (it never changes a
+        verdict): the four keys above, then the keys given in ``policy`` and in the
+        benchmark's override (in GradeSettings' order)."""
+        override = self.benchmarks.get(benchmark)
         return {
             "timeout_s": self.timeout_s,
             "float_rounding": self.float_rounding,
             "numeric_precision": self.numeric_precision,
-            **self.policy,
-            **self.benchmarks.get(benchmark, {}),
+            **self.policy.overrides(),
+            **(override.overrides() if override is not None else {}),
         }
 
 
