@@ -1,7 +1,7 @@
 """Grading settings and the grader's version.
 
 :class:`GradeSettings` holds how to run (``timeout_s``, ``workers``) and the answer-equivalence
-policies (per benchmark, see GRADING.md); :meth:`GradeSettings.policy_json` is written into
+policies (per benchmark, see docs/grading.md); :meth:`GradeSettings.policy_json` is written into
 every grade row (column ``policy``) so that a policy change is visible in the outputs. It is a
 pydantic model, and the workflow config's ``grading`` block is made of it
 (:class:`GradePolicy`, :meth:`GradeSettings.field`): one place for every key's default, bounds
@@ -112,7 +112,7 @@ EXECUTION_FIELDS = ("timeout_s", "workers")
 
 class GradeSettings(BaseModel):
     """Grading settings: how to run and the answer-equivalence policies (per benchmark, see
-    GRADING.md; all recorded with every verdict).
+    docs/grading.md; all recorded with every verdict).
 
     Numbers are numbers (an int is taken for a float, an integral float for an int; a bool or a
     string is an error), flags are true or false. :meth:`from_dict` is the entry point for a
