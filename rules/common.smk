@@ -1,4 +1,4 @@
-# Validation, wildcard constraints and the input / params / resources functions every rule uses.
+# Validation, wildcard constraints, the path scheme and the input / params / resources functions.
 # Every config value a job depends on reaches it through params: as a function of wildcards only,
 # together with a narrow code fingerprint of the package modules of its stage (see ARCHITECTURE).
 import itertools
@@ -155,7 +155,7 @@ def synth_fingerprint():
     return value
 
 
-# ------------------------------------------------------------------ paths and inputs
+# ------------------------------------------------------------------ inputs and targets
 
 
 def pool_files(name):
