@@ -1,6 +1,7 @@
-# Validation, wildcard constraints and the input / params / resources functions every rule uses.
+# Validation, wildcard constraints, the path scheme and the input / params / resources functions.
 # Every config value a job depends on reaches it through params: as a function of wildcards only,
 # together with a narrow code fingerprint of the package modules of its stage (see ARCHITECTURE).
+import itertools
 import math
 import re
 from pathlib import Path
@@ -39,6 +40,48 @@ wildcard_constraints:
     student=_alternatives(CFG.students),
     seed=r"\d+",
     shard=r"\d+",
+
+
+# ------------------------------------------------------------------ the path scheme
+# Where every file of an experiment lives, written once: the rules' output:, log: and benchmark:
+# and the helpers below all build their paths from these. A job is named by its wildcards; its
+# files lie under <results>/<stage>/ and share a stem (<stem>.parquet, <stem>.manifest.json, ...),
+# its log is <results>/logs/<rule>/<job>.log and its runtime record
+# <results>/runtime/<rule>/<job>.tsv.
+
+RUN = "{student}/{recipe}/seed-{seed}"  # a training run: a student, a recipe, a seed
+EVALUATION = f"{RUN}/{{benchmark}}"  # a training run's checkpoint answering a benchmark
+PROBING = f"{RUN}/{{probe}}"  # ... answering the training split a weakness entry probes
+SHARD = "{synth}/shard-{shard}"  # one shard of a synthesis entry
+
+DATASET = f"{R}/datasets/{{dataset}}"
+BENCHMARK = f"{R}/benchmarks/{{benchmark}}"
+SYNTH_SHARD = f"{R}/synth/{SHARD}"
+SEEDS = f"{R}/synth/{{synth}}/seeds"  # a weakness entry's seeds
+RECIPE = f"{R}/recipes/{{recipe}}"  # a folder: train.parquet, stats.json, ...
+CHECKPOINT = f"{R}/checkpoints/{RUN}"  # a folder
+GENERATIONS = f"{R}/generations/{EVALUATION}"
+GRADES = f"{R}/grades/{EVALUATION}"
+PROBE = f"{R}/probes/{PROBING}"  # a probe's generations and their grades
+TABLES = f"{R}/tables"
+FIGURES = f"{R}/figures"
+TEACHER_CACHE = f"{R}/cache/teachers"  # model teachers' responses (a resource)
+
+
+def log_file(rule, job=None):
+    """<results>/logs/<rule>/<job>.log, or <results>/logs/<rule>.log for a rule with one job."""
+    return f"{R}/logs/{rule}/{job}.log" if job else f"{R}/logs/{rule}.log"
+
+
+def runtime_file(rule, job=None):
+    """The `benchmark:` record (runtime, memory): <results>/runtime/<rule>/<job>.tsv."""
+    return f"{R}/runtime/{rule}/{job}.tsv" if job else f"{R}/runtime/{rule}.tsv"
+
+
+def resume_folder(stage, job):
+    """Where a preempted or killed job's finished work waits for its rerun (not an output:
+    Snakemake deletes a failed job's outputs); the job deletes it when done."""
+    return f"{R}/resume/{stage}/{job}"
 
 
 # ------------------------------------------------------------------ params (wildcards only)
@@ -107,15 +150,15 @@ def synth_fingerprint():
     return value
 
 
-# ------------------------------------------------------------------ paths and inputs
+# ------------------------------------------------------------------ inputs and targets
 
 
 def pool_files(name):
     """The parquet files of a dataset or of every shard of a synthesis entry."""
     if name in CFG.datasets:
-        return [f"{R}/datasets/{name}.parquet"]
-    shards = CFG.synthesis[name].shards
-    return [f"{R}/synth/{name}/shard-{k}.parquet" for k in range(shards)]
+        return expand(f"{DATASET}.parquet", dataset=name)
+    shards = range(CFG.synthesis[name].shards)
+    return expand(f"{SYNTH_SHARD}.parquet", synth=name, shard=shards)
 
 
 def synth_lineage(name):
@@ -125,11 +168,8 @@ def synth_lineage(name):
     while name in CFG.synthesis:
         files.extend(pool_files(name))
         if CFG.synthesis[name].method == "weakness":
-            student, recipe, seed, dataset = probe_of(name)
-            files.append(f"{R}/synth/{name}/seeds.parquet")
-            files.append(
-                f"{R}/probes/{student}/{recipe}/seed-{seed}/{dataset}.grades.parquet"
-            )
+            files.append(f"{SEEDS}.parquet".format(synth=name))
+            files.append(probe_grades_file(name))
         name = CFG.synthesis[name].from_
     return files
 
@@ -160,7 +200,7 @@ def synth_inputs(wildcards):
     """The rows an entry's shards read: its pool, or for a weakness entry its seeds (the
     student's failures, each with its neighbours from the pool)."""
     if CFG.synthesis[wildcards.synth].method == "weakness":
-        return [f"{R}/synth/{wildcards.synth}/seeds.parquet"]
+        return [f"{SEEDS}.parquet".format(synth=wildcards.synth)]
     return pool_files(CFG.synthesis[wildcards.synth].from_)
 
 
@@ -179,6 +219,19 @@ def probe_datasets():
     return sorted({probe_of(n)[3] for n in weakness_entries()})
 
 
+def probe_split(wildcards):
+    """The training split (a dataset) a probe run answers."""
+    return f"{DATASET}.parquet".format(dataset=wildcards.probe)
+
+
+def probe_grades_file(name):
+    """The probe student's grades a weakness entry's seeds come from."""
+    student, recipe, seed, dataset = probe_of(name)
+    return f"{PROBE}.grades.parquet".format(
+        student=student, recipe=recipe, seed=seed, probe=dataset
+    )
+
+
 def weakness_seeds_spec(wildcards):
     """What the seeds depend on: the pool's name, the resolved probe, the retrieval settings
     (not the teacher, prompts or the writing settings: editing them keeps the seeds)."""
@@ -195,11 +248,11 @@ def weakness_seed_inputs(wildcards):
     """A weakness entry's pool, its probe's split and the student's grades on it, and a
     local embedding model folder (editing it recomputes the seeds)."""
     spec = CFG.synthesis[wildcards.synth]
-    student, recipe, seed, dataset = probe_of(wildcards.synth)
+    dataset = probe_of(wildcards.synth)[3]
     inputs = {
         "pool": pool_files(spec.from_),
-        "probe": f"{R}/datasets/{dataset}.parquet",
-        "grades": f"{R}/probes/{student}/{recipe}/seed-{seed}/{dataset}.grades.parquet",
+        "probe": f"{DATASET}.parquet".format(dataset=dataset),
+        "grades": probe_grades_file(wildcards.synth),
     }
     if Path(spec.embedder.model).is_dir():
         inputs["embedder"] = spec.embedder.model
@@ -239,7 +292,7 @@ def select_pool_inputs(wildcards):
 
 
 def select_benchmark_inputs(wildcards):
-    return [f"{R}/benchmarks/{b}.parquet" for b in recipe_benchmarks(wildcards.recipe)]
+    return expand(f"{BENCHMARK}.parquet", benchmark=recipe_benchmarks(wildcards.recipe))
 
 
 def select_pools(wildcards):
@@ -251,7 +304,8 @@ def select_pools(wildcards):
 
 def select_benchmarks(wildcards):
     return {
-        b: f"{R}/benchmarks/{b}.parquet" for b in recipe_benchmarks(wildcards.recipe)
+        b: f"{BENCHMARK}.parquet".format(benchmark=b)
+        for b in recipe_benchmarks(wildcards.recipe)
     }
 
 
@@ -264,18 +318,19 @@ def train_init_inputs(wildcards):
 
 
 def grid():
-    """Every (student, recipe, seed) of the experiment, in a fixed order (reordering the config
-    must not look like a change)."""
-    for student in sorted(CFG.students):
-        for recipe in sorted(CFG.recipes):
-            for seed in sorted(CFG.seeds):
-                yield student, recipe, seed
+    """The wildcards of every training run (student, recipe, seed), each sorted: reordering the
+    config must not look like a change."""
+    return {
+        "student": sorted(CFG.students),
+        "recipe": sorted(CFG.recipes),
+        "seed": sorted(CFG.seeds),
+    }
 
 
 def all_dataset_files():
-    return [f"{R}/datasets/{d}.parquet" for d in CFG.datasets] + [
-        f"{R}/benchmarks/{b}.parquet" for b in CFG.benchmarks
-    ]
+    return expand(f"{DATASET}.parquet", dataset=list(CFG.datasets)) + expand(
+        f"{BENCHMARK}.parquet", benchmark=list(CFG.benchmarks)
+    )
 
 
 def all_synthesis_files():
@@ -283,45 +338,35 @@ def all_synthesis_files():
 
 
 def all_recipe_files():
-    return [f"{R}/recipes/{r}/train.parquet" for r in CFG.recipes]
+    return expand(f"{RECIPE}/train.parquet", recipe=list(CFG.recipes))
 
 
 def all_checkpoint_dirs():
-    return [f"{R}/checkpoints/{s}/{r}/seed-{seed}" for s, r, seed in grid()]
+    return expand(CHECKPOINT, **grid())
 
 
 def all_generation_files():
-    return [
-        f"{R}/generations/{s}/{r}/seed-{seed}/{b}.parquet"
-        for s, r, seed in grid()
-        for b in sorted(CFG.benchmarks)
-    ]
+    return expand(f"{GENERATIONS}.parquet", **grid(), benchmark=sorted(CFG.benchmarks))
 
 
 def all_grade_files():
-    return [
-        f"{R}/grades/{s}/{r}/seed-{seed}/{b}.parquet"
-        for s, r, seed in grid()
-        for b in sorted(CFG.benchmarks)
-    ]
+    return expand(f"{GRADES}.parquet", **grid(), benchmark=sorted(CFG.benchmarks))
 
 
 def table_entries(wildcards):
     """One entry per table cell and seed, with every file behind it (a param: config only)."""
     entries = []
-    for s, r, seed in grid():
+    for s, r, seed in itertools.product(*grid().values()):
         for b in sorted(CFG.benchmarks):
+            cell = {"student": s, "recipe": r, "seed": seed, "benchmark": b}
             entries.append(
                 {
-                    "student": s,
-                    "recipe": r,
-                    "seed": seed,
-                    "benchmark": b,
-                    "grades": f"{R}/grades/{s}/{r}/seed-{seed}/{b}.parquet",
-                    "generations": f"{R}/generations/{s}/{r}/seed-{seed}/{b}.parquet",
-                    "checkpoint": f"{R}/checkpoints/{s}/{r}/seed-{seed}",
-                    "train": f"{R}/recipes/{r}/train.parquet",
-                    "stats": f"{R}/recipes/{r}/stats.json",
+                    **cell,
+                    "grades": f"{GRADES}.parquet".format(**cell),
+                    "generations": f"{GENERATIONS}.parquet".format(**cell),
+                    "checkpoint": CHECKPOINT.format(**cell),
+                    "train": f"{RECIPE}/train.parquet".format(**cell),
+                    "stats": f"{RECIPE}/stats.json".format(**cell),
                     "synth": recipe_synth_files(r),
                 }
             )
@@ -430,7 +475,7 @@ def synth_teacher_setting(name):
 
     def value(wildcards):
         spec = plain(CFG.synthesis[wildcards.synth])
-        return as_resources(spec.get(role), f"{R}/cache/teachers", role)[name]
+        return as_resources(spec.get(role), TEACHER_CACHE, role)[name]
 
     return value
 

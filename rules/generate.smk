@@ -4,14 +4,14 @@
 rule generate_answers:
     input:
         checkpoint=rules.train_student.output.checkpoint,
-        benchmark=f"{R}/benchmarks/{{benchmark}}.parquet",
+        benchmark=rules.build_benchmark.output.records,
     output:
-        generations=f"{R}/generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.parquet",
-        manifest=f"{R}/generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.manifest.json",
+        generations=f"{GENERATIONS}.parquet",
+        manifest=f"{GENERATIONS}.manifest.json",
     log:
-        f"{R}/logs/generate_answers/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.log",
+        log_file("generate_answers", EVALUATION),
     benchmark:
-        f"{R}/runtime/generate_answers/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.tsv"
+        runtime_file("generate_answers", EVALUATION)
     conda:
         "../envs/train.yaml"
     threads: student_threads
@@ -23,8 +23,7 @@ rule generate_answers:
     params:
         spec=generation_spec,
         code=fingerprint("generate"),
-        # finished batches of a preempted or killed attempt (not an output: Snakemake deletes a
-        # failed job's outputs); a rerun resumes from them, the job deletes them when done
-        resume_dir=f"{R}/resume/generate/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}",
+        # finished batches of a preempted or killed attempt; a rerun resumes from them
+        resume_dir=resume_folder("generate", EVALUATION),
     script:
         "../scripts/generate_answers.py"

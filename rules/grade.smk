@@ -5,15 +5,15 @@
 rule grade_generations:
     input:
         generations=rules.generate_answers.output.generations,
-        benchmark=f"{R}/benchmarks/{{benchmark}}.parquet",
+        benchmark=rules.build_benchmark.output.records,
     output:
-        grades=f"{R}/grades/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.parquet",
-        disagreements=f"{R}/grades/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.disagreements.parquet",
-        manifest=f"{R}/grades/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.manifest.json",
+        grades=f"{GRADES}.parquet",
+        disagreements=f"{GRADES}.disagreements.parquet",
+        manifest=f"{GRADES}.manifest.json",
     log:
-        f"{R}/logs/grade_generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.log",
+        log_file("grade_generations", EVALUATION),
     benchmark:
-        f"{R}/runtime/grade_generations/{{student}}/{{recipe}}/seed-{{seed}}/{{benchmark}}.tsv"
+        runtime_file("grade_generations", EVALUATION)
     conda:
         "../envs/grade.yaml"
     threads: grade_threads

@@ -5,13 +5,13 @@ rule ingest_dataset:
     input:
         files=ingest_inputs("datasets"),
     output:
-        records=f"{R}/datasets/{{dataset}}.parquet",
-        quarantine=f"{R}/datasets/{{dataset}}.quarantine.parquet",
-        manifest=f"{R}/datasets/{{dataset}}.manifest.json",
+        records=f"{DATASET}.parquet",
+        quarantine=f"{DATASET}.quarantine.parquet",
+        manifest=f"{DATASET}.manifest.json",
     log:
-        f"{R}/logs/ingest_dataset/{{dataset}}.log",
+        log_file("ingest_dataset", "{dataset}"),
     benchmark:
-        f"{R}/runtime/ingest_dataset/{{dataset}}.tsv"
+        runtime_file("ingest_dataset", "{dataset}")
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -29,13 +29,13 @@ rule build_benchmark:
     input:
         files=ingest_inputs("benchmarks"),
     output:
-        records=f"{R}/benchmarks/{{benchmark}}.parquet",
-        quarantine=f"{R}/benchmarks/{{benchmark}}.quarantine.parquet",
-        manifest=f"{R}/benchmarks/{{benchmark}}.manifest.json",
+        records=f"{BENCHMARK}.parquet",
+        quarantine=f"{BENCHMARK}.quarantine.parquet",
+        manifest=f"{BENCHMARK}.manifest.json",
     log:
-        f"{R}/logs/build_benchmark/{{benchmark}}.log",
+        log_file("build_benchmark", "{benchmark}"),
     benchmark:
-        f"{R}/runtime/build_benchmark/{{benchmark}}.tsv"
+        runtime_file("build_benchmark", "{benchmark}")
     conda:
         "../envs/data.yaml"
     threads: 1

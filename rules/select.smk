@@ -6,15 +6,15 @@ rule select_recipe:
         pools=select_pool_inputs,
         benchmarks=select_benchmark_inputs,
     output:
-        train=f"{R}/recipes/{{recipe}}/train.parquet",
-        stats=f"{R}/recipes/{{recipe}}/stats.json",
-        contamination=f"{R}/recipes/{{recipe}}/contamination.parquet",
-        removed=f"{R}/recipes/{{recipe}}/removed.parquet",
-        manifest=f"{R}/recipes/{{recipe}}/train.manifest.json",
+        train=f"{RECIPE}/train.parquet",
+        stats=f"{RECIPE}/stats.json",
+        contamination=f"{RECIPE}/contamination.parquet",
+        removed=f"{RECIPE}/removed.parquet",
+        manifest=f"{RECIPE}/train.manifest.json",
     log:
-        f"{R}/logs/select_recipe/{{recipe}}.log",
+        log_file("select_recipe", "{recipe}"),
     benchmark:
-        f"{R}/runtime/select_recipe/{{recipe}}.tsv"
+        runtime_file("select_recipe", "{recipe}")
     conda:
         "../envs/data.yaml"
     threads: 1

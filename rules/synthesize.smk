@@ -14,13 +14,13 @@ rule synthesize_shard:
         pool=synth_inputs,
         teacher=synth_teacher_files,
     output:
-        shard=f"{R}/synth/{{synth}}/shard-{{shard}}.parquet",
-        rejects=f"{R}/synth/{{synth}}/shard-{{shard}}.rejects.parquet",
-        manifest=f"{R}/synth/{{synth}}/shard-{{shard}}.manifest.json",
+        shard=f"{SYNTH_SHARD}.parquet",
+        rejects=f"{SYNTH_SHARD}.rejects.parquet",
+        manifest=f"{SYNTH_SHARD}.manifest.json",
     log:
-        f"{R}/logs/synthesize_shard/{{synth}}/shard-{{shard}}.log",
+        log_file("synthesize_shard", SHARD),
     benchmark:
-        f"{R}/runtime/synthesize_shard/{{synth}}/shard-{{shard}}.tsv"
+        runtime_file("synthesize_shard", SHARD)
     conda:
         "../envs/data.yaml"
     threads: synth_threads

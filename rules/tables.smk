@@ -5,27 +5,27 @@ rule make_tables:
     input:
         grades=all_grade_files(),
         checkpoints=all_checkpoint_dirs(),
-        stats=[f"{R}/recipes/{r}/stats.json" for r in sorted(CFG.recipes)],
+        stats=expand(f"{RECIPE}/stats.json", recipe=sorted(CFG.recipes)),
     output:
         scores=report(
-            f"{R}/tables/scores.csv",
+            f"{TABLES}/scores.csv",
             caption="../report/scores.rst",
             category="Results",
         ),
-        markdown=f"{R}/tables/scores.md",
-        latex=f"{R}/tables/scores.tex",
-        per_seed=f"{R}/tables/per_seed.csv",
-        provenance=f"{R}/tables/provenance.json",
-        manifest=f"{R}/tables/manifest.json",
+        markdown=f"{TABLES}/scores.md",
+        latex=f"{TABLES}/scores.tex",
+        per_seed=f"{TABLES}/per_seed.csv",
+        provenance=f"{TABLES}/provenance.json",
+        manifest=f"{TABLES}/manifest.json",
         figure=report(
-            f"{R}/figures/accuracy_vs_size.png",
+            f"{FIGURES}/accuracy_vs_size.png",
             caption="../report/figure.rst",
             category="Results",
         ),
     log:
-        f"{R}/logs/make_tables.log",
+        log_file("make_tables"),
     benchmark:
-        f"{R}/runtime/make_tables.tsv"
+        runtime_file("make_tables")
     conda:
         "../envs/data.yaml"
     threads: 1

@@ -6,11 +6,11 @@ rule train_student:
         train=rules.select_recipe.output.train,
         init=train_init_inputs,
     output:
-        checkpoint=directory(f"{R}/checkpoints/{{student}}/{{recipe}}/seed-{{seed}}"),
+        checkpoint=directory(CHECKPOINT),
     log:
-        f"{R}/logs/train_student/{{student}}/{{recipe}}/seed-{{seed}}.log",
+        log_file("train_student", RUN),
     benchmark:
-        f"{R}/runtime/train_student/{{student}}/{{recipe}}/seed-{{seed}}.tsv"
+        runtime_file("train_student", RUN)
     conda:
         "../envs/train.yaml"
     threads: student_threads
@@ -25,6 +25,6 @@ rule train_student:
     params:
         spec=student_spec,
         code=fingerprint("train"),
-        resume_dir=f"{R}/resume/train/{{student}}/{{recipe}}/seed-{{seed}}",
+        resume_dir=resume_folder("train", RUN),
     script:
         "../scripts/train_student.py"

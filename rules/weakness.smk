@@ -7,14 +7,14 @@
 rule probe_answers:
     input:
         checkpoint=rules.train_student.output.checkpoint,
-        benchmark=f"{R}/datasets/{{probe}}.parquet",
+        benchmark=probe_split,
     output:
-        generations=f"{R}/probes/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.parquet",
-        manifest=f"{R}/probes/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.manifest.json",
+        generations=f"{PROBE}.parquet",
+        manifest=f"{PROBE}.manifest.json",
     log:
-        f"{R}/logs/probe_answers/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.log",
+        log_file("probe_answers", PROBING),
     benchmark:
-        f"{R}/runtime/probe_answers/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.tsv"
+        runtime_file("probe_answers", PROBING)
     wildcard_constraints:
         probe=_alternatives(probe_datasets()) or "(?!)",
     conda:
@@ -28,7 +28,7 @@ rule probe_answers:
     params:
         spec=generation_spec,
         code=fingerprint("generate"),
-        resume_dir=f"{R}/resume/probe/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}",
+        resume_dir=resume_folder("probe", PROBING),
     script:
         "../scripts/generate_answers.py"
 
@@ -36,15 +36,15 @@ rule probe_answers:
 rule probe_grades:
     input:
         generations=rules.probe_answers.output.generations,
-        benchmark=f"{R}/datasets/{{probe}}.parquet",
+        benchmark=probe_split,
     output:
-        grades=f"{R}/probes/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.grades.parquet",
-        disagreements=f"{R}/probes/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.disagreements.parquet",
-        manifest=f"{R}/probes/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.grades.manifest.json",
+        grades=f"{PROBE}.grades.parquet",
+        disagreements=f"{PROBE}.disagreements.parquet",
+        manifest=f"{PROBE}.grades.manifest.json",
     log:
-        f"{R}/logs/probe_grades/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.log",
+        log_file("probe_grades", PROBING),
     benchmark:
-        f"{R}/runtime/probe_grades/{{student}}/{{recipe}}/seed-{{seed}}/{{probe}}.tsv"
+        runtime_file("probe_grades", PROBING)
     wildcard_constraints:
         probe=_alternatives(probe_datasets()) or "(?!)",
     conda:
@@ -64,12 +64,12 @@ rule weakness_seeds:
     input:
         unpack(weakness_seed_inputs),
     output:
-        seeds=f"{R}/synth/{{synth}}/seeds.parquet",
-        manifest=f"{R}/synth/{{synth}}/seeds.manifest.json",
+        seeds=f"{SEEDS}.parquet",
+        manifest=f"{SEEDS}.manifest.json",
     log:
-        f"{R}/logs/weakness_seeds/{{synth}}.log",
+        log_file("weakness_seeds", "{synth}"),
     benchmark:
-        f"{R}/runtime/weakness_seeds/{{synth}}.tsv"
+        runtime_file("weakness_seeds", "{synth}")
     wildcard_constraints:
         synth=_alternatives(weakness_entries()) or "(?!)",
     conda:

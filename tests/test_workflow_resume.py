@@ -33,6 +33,8 @@ def make_config(tmp: Path, results: Path) -> Path:
 
 
 def snakemake_cmd(config: Path, results: Path) -> list[str]:
+    """Build the run's checkpoint, with the config's tmp folder as the working directory (never
+    the checkout: Snakemake keeps its .snakemake/ state there)."""
     target = results / "checkpoints" / "nano" / "better" / "seed-0"
     return [
         sys.executable,
@@ -42,7 +44,7 @@ def snakemake_cmd(config: Path, results: Path) -> list[str]:
         "-s",
         str(REPO / "Snakefile"),
         "--directory",
-        str(REPO),
+        str(config.parent),
         "--cores",
         "1",
         "--configfile",
