@@ -199,9 +199,9 @@ def _require_packages(name: str, spec: Mapping[str, Any], given: Mapping[str, An
 
     for role, model in job_models(spec).items():
         if model.get("backend") == "vllm" and given.get(role) is None:
-            from mathrecipes.teachers.vllm_backend import require_vllm
+            from mathrecipes.teachers.vllm_backend import require_package
 
-            require_vllm(f"synthesis.{name}.{role}.backend")
+            require_package(f"synthesis.{name}.{role}.backend")
 
 
 def _make_teacher(
