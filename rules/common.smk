@@ -99,14 +99,14 @@ def fingerprint(stage):
 
 def synth_fingerprint():
     """The synthesis code fingerprint; an entry whose teacher or judge runs a local model (hf,
-    vllm) also fingerprints the student generation code those backends reuse (editing that
-    reruns only those entries).
+    vllm) also fingerprints the decoding code those backends share with student evaluation
+    (editing that reruns only those entries).
     """
-    synth, hf = code_fingerprint("synthesize"), code_fingerprint("teacher_hf")
+    synth, local = code_fingerprint("synthesize"), code_fingerprint("teacher_local")
 
     def value(wildcards):
         if local_models(plain(CFG.synthesis[wildcards.synth])):
-            return f"{synth}+{hf}"
+            return f"{synth}+{local}"
         return synth
 
     return value
