@@ -23,6 +23,7 @@ from mathrecipes.teachers.operational import (
     local_models,
     split_operational,
 )
+from mathrecipes.training.resume import SaveEvery
 
 try:
     CFG = load_config(config)
@@ -375,13 +376,11 @@ def student_cpus_per_gpu(wildcards):
 
 
 def student_checkpointing(key):
-    """Resumable-state settings as integer resources (`every_s` in seconds)."""
+    """Resumable-state settings as integer resources (a field of training.resume.SaveEvery:
+    `every_steps`, or `every_s` in seconds)."""
 
     def value(wildcards):
-        ckpt = CFG.students[wildcards.student].checkpointing
-        if key == "every_s":
-            return round(ckpt.every_minutes * 60)
-        return getattr(ckpt, key)
+        return getattr(SaveEvery.of(CFG.students[wildcards.student].checkpointing), key)
 
     return value
 

@@ -236,9 +236,9 @@ def train_student(
     processes and the loss is normalized over the whole step's target tokens, so the update is
     the one a single process would make (up to float summation order).
 
-    ``resume_dir``: where resumable state is saved (``checkpointing`` = a Checkpointing dict:
-    every N steps / minutes, and on SIGTERM or SIGUSR1, after which :class:`TrainingStopped` is
-    raised). A rerun with the same data, spec, seed and code continues from the last state with
+    ``resume_dir``: where resumable state is saved (``checkpointing``: ``{"every_steps": N,
+    "every_s": S}``, see :class:`~mathrecipes.training.resume.SaveEvery`; None: the config's
+    defaults; and on SIGTERM or SIGUSR1, after which :class:`TrainingStopped` is raised). A rerun with the same data, spec, seed and code continues from the last state with
     the same data order; None disables saving.
 
     Returns the summary also written to ``out_dir/train_summary.json``. Counting conventions:
@@ -251,12 +251,15 @@ def train_student(
     from mathrecipes.config import Checkpointing
     from mathrecipes.provenance import code_fingerprint, file_sha256
     from mathrecipes.records import read_records
-    from mathrecipes.training.resume import ResumeStore, StopFlag, resume_key
+    from mathrecipes.training.resume import ResumeStore, SaveEvery, StopFlag, resume_key
 
     t_start = time.perf_counter()
     s = validate_student_spec(spec)
     tr = s.training
-    ckpt = Checkpointing.model_validate(dict(checkpointing or {}))
+    if checkpointing is None:
+        save_every = SaveEvery.of(Checkpointing())
+    else:
+        save_every = SaveEvery(**checkpointing)
     records = read_records(train_path)
     if not records:
         raise ValueError(f"{train_path}: the training set is empty (0 records)")
@@ -334,7 +337,7 @@ def train_student(
                 out=out,
                 progress=show,
                 store=store,
-                ckpt=ckpt,
+                save_every=save_every,
                 stop=stop,
             )
         finally:
@@ -637,14 +640,14 @@ def _save(state: TrainState, store: Any) -> None:
     state.last_save = time.perf_counter()
 
 
-def _save_if_due(state: TrainState, store: Any, ckpt: Any, stop: Any) -> None:
+def _save_if_due(state: TrainState, store: Any, every: Any, stop: Any) -> None:
     """After a step (not the last): save when a save is due on the main process or a stop
     signal came to any process; after a signal, raise :class:`TrainingStopped`."""
     from mathrecipes.training.resume import TrainingStopped, say
 
     acc, step, total = state.acc, state.step, state.total
-    due = (ckpt.every_steps and step % ckpt.every_steps == 0) or (
-        ckpt.every_minutes and time.perf_counter() - state.last_save >= 60 * ckpt.every_minutes
+    due = (every.every_steps and step % every.every_steps == 0) or (
+        every.every_s and time.perf_counter() - state.last_save >= every.every_s
     )
     flags = torch.tensor(
         [1.0 if stop.signame else 0.0, 1.0 if due and acc.is_main_process else 0.0],
@@ -681,14 +684,13 @@ def optimize(
     out: Path,
     progress: bool = False,
     store: Any = None,
-    ckpt: Any = None,
+    save_every: Any = None,
     stop: Any = None,
 ) -> dict[str, Any]:
     """Run the optimizer steps of ``schedule`` on ``model`` (from a saved state of ``store``
     when there is one); write ``out/train_log.jsonl`` (main process). ``training`` is a
-    TrainingSpec; ``store``, ``ckpt`` and ``stop`` (a ResumeStore, the Checkpointing settings
-    and a StopFlag) save resumable state, None: no saving. Returns the loop's figures and log
-    rows."""
+    TrainingSpec; ``store``, ``save_every`` and ``stop`` (a ResumeStore, a SaveEvery and a
+    StopFlag) save resumable state, None: no saving. Returns the loop's figures and log rows."""
     from tqdm import tqdm
 
     tr = training
@@ -725,7 +727,7 @@ def optimize(
                 state.window_loss.zero_()
                 state.window_steps = 0
             if store is not None and step != state.total:
-                _save_if_due(state, store, ckpt, stop)
+                _save_if_due(state, store, save_every, stop)
     finally:
         bar.close()
         if log is not None:
