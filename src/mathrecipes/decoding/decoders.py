@@ -250,13 +250,3 @@ class VLLMDecoder:
                 ids.append(self.eos)  # stopped on eos without returning it
             new.append(ids)
         return new
-
-
-__all__ = [
-    "COMPILE_CACHE_BUCKET",
-    "CUDA_STOP_CHECK_EVERY",
-    "HFDecoder",
-    "RowSeededDecoder",
-    "VLLMDecoder",
-    "left_pad",
-]

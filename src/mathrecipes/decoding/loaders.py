@@ -86,13 +86,3 @@ def require_vllm(key: str, *, instead: str = "hf", error: type[Exception] = Valu
             f"`pip install 'mathrecipes[vllm]'`; or set {key}: {instead}"
         ) from None
     return vllm
-
-
-__all__ = [
-    "load_model",
-    "load_student",
-    "load_tokenizer",
-    "require_vllm",
-    "resolve_attn_implementation",
-    "resolve_dtype",
-]

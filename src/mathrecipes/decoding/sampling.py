@@ -29,6 +29,3 @@ def batch_seed(seed: int, batch: int) -> int:
     """The sampling seed of batch ``batch``: a fixed function of ``(seed, batch)`` only."""
     digest = hashlib.sha256(f"mathrecipes-generation/{seed}/{batch}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
-
-
-__all__ = ["batch_seed", "sampling_probs", "top_p_filter"]
