@@ -7,6 +7,12 @@ Checkpoint folder (``out_dir``)::
     train_log.jsonl                                           one line per logged step
     train_summary.json                                        written LAST: its presence marks
                                                               a complete folder
+
+:func:`train_student` builds the tokenizer, model, examples and batch schedule and runs
+:func:`optimize`: the optimizer loop over a :class:`TrainState` (model, optimizer, step,
+counters, loss window, timers), in named steps: :func:`_prepare`, :func:`_resume`, then per
+step :func:`_train_step` (:func:`_set_lr`, :func:`_forward_backward`, :func:`_optimizer_step`),
+:func:`_log_row` when a log row is due and :func:`_save_if_due` (resumable state, stop signals).
 """
 
 from __future__ import annotations
@@ -609,7 +615,8 @@ def _train_step(state: TrainState, data: LoopData, tr: Any, step: int) -> float:
 
 
 def _log_row(state: TrainState, lr: float) -> dict[str, Any]:
-    """Close the loss window (its mean over every process) into a log row."""
+    """Close the loss window into a log row (its mean over every process) and start a new
+    window."""
     acc = state.acc
     window = state.window_loss
     if acc.num_processes > 1:
@@ -623,6 +630,8 @@ def _log_row(state: TrainState, lr: float) -> dict[str, Any]:
         "elapsed_s": round(time.perf_counter() - state.started, 3),
     }
     state.log_rows.append(row)
+    state.window_loss.zero_()
+    state.window_steps = 0
     return row
 
 
@@ -724,8 +733,6 @@ def optimize(
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                 bar.set_postfix(loss=f"{state.final_loss:.4f}", lr=f"{lr:.2e}")
-                state.window_loss.zero_()
-                state.window_steps = 0
             if store is not None and step != state.total:
                 _save_if_due(state, store, save_every, stop)
     finally:
