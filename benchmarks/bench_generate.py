@@ -15,7 +15,7 @@ best and median of ``--reps`` timed calls after one warm-up call, which also com
 ``hf_generate_dynamic``          ``model.generate``, default dynamic cache
 ``hf_generate_static``           ``model.generate``, static cache, ``disable_compile=True``
 ``hf_generate_static_compile``   ``model.generate``, static cache + torch.compile (CUDA only)
-``mathrecipes_hf``               :class:`mathrecipes.generation.HFDecoder` (what ``generate_file``
+``mathrecipes_hf``               :class:`mathrecipes.decoding.HFDecoder` (what ``generate_file``
                                  runs for ``backend: hf``), ``compile: false``
 ``mathrecipes_hf_compile``       the same, ``compile: true`` (CUDA graphs; CUDA only)
 ``vllm``                         ``vllm.LLM.generate`` on the same token ids (when installed)
@@ -25,7 +25,7 @@ kernels that differ between variants can flip near-tied argmaxes of a random mod
 not be 1 there). Anchors from issue 4, one H200, plain transformers: generate 2.7k new tokens/s,
 static cache + torch.compile 12.8k, continuous batching 1.8k; target for the hf backend: 25k.
 
-Imports only torch and transformers (and vllm for its row) besides ``mathrecipes.generation``:
+Imports only torch and transformers (and vllm for its row) besides ``mathrecipes.decoding``:
 no snakemake, polars, datasets, pydantic or math-verify, which GPU images may lack.
 """
 
@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from mathrecipes.generation import HFDecoder
+from mathrecipes.decoding import HFDecoder
 
 QWEN25_05B = {
     "hidden_size": 896,

@@ -9,7 +9,7 @@ layers, 14 heads, 2 KV heads, vocab 151936, tied embeddings; random weights, not
 downloaded). Documents are synthetic token sequences whose lengths follow a fixed log-normal
 distribution (median about 600 tokens, capped at the 2048-token sequence length), with a
 100-token prompt that carries no loss, as in SFT. Each variant runs the real
-``mathrecipes.training.loop._optimize`` (the loop ``train_student`` runs) for ``--warmup``
+``mathrecipes.training.loop.optimize`` (the loop ``train_student`` runs) for ``--warmup``
 steps that are not timed (compilation happens there) and ``--steps`` timed steps of
 ``--tokens-per-step`` tokens (real tokens with packing; a padded-token budget without).
 
@@ -51,7 +51,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from mathrecipes.training.data import Examples, plan_batches  # noqa: E402
-from mathrecipes.training.loop import _optimize, make_accelerator  # noqa: E402
+from mathrecipes.training.loop import make_accelerator, optimize  # noqa: E402
 from mathrecipes.training.model import count_params  # noqa: E402
 
 QWEN25_05B = {
@@ -166,15 +166,13 @@ def run_variant(name: str, args, dims: dict, examples: Examples) -> dict:
     schedule = plan_batches(
         examples.lengths, tr.tokens_per_step, 0, max_steps=steps, packing=tr.packing
     )
-    spec = SimpleNamespace(training=tr)
-    tok = SimpleNamespace(pad_token_id=0, eos_token_id=2)
     # One run of the loop; the log row at the end of the warmup (its loss .item() waits for
     # the GPU) and the last one time the steps in between.
     tr.log_every = max(1, args.warmup)
     out = Path(tempfile.mkdtemp(prefix="bench-train-"))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    loop = _optimize(acc, model, examples, schedule, tok, spec, 0, out, False, None, None, None)
+    loop = optimize(acc, model, examples, schedule, pad=0, training=tr, seed=0, out=out)
     rows = {row["step"]: row for row in loop["log_rows"]}
     start = rows.get(args.warmup, {"elapsed_s": 0.0, "tokens_seen": 0})
     end = rows[steps]

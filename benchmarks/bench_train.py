@@ -134,12 +134,11 @@ def bench_training(work: Path, steps: int, threads: int, reps: int) -> Path:
 
 
 def bench_generation(ckpt: Path, work: Path, threads: int, reps: int) -> None:
+    from mathrecipes.decoding import left_pad, load_student
+    from mathrecipes.decoding.loaders import CPU_ATTN_IMPLEMENTATION
     from mathrecipes.generation import (
         CACHE_IMPLEMENTATION,
-        CPU_ATTN_IMPLEMENTATION,
         generate_file,
-        left_pad,
-        load_student,
         make_generation_config,
         validate_generation_spec,
     )

@@ -19,6 +19,7 @@ from mathrecipes.synthesis.prompts import (
 from mathrecipes.synthesis.jobs import job_resources, local_models
 from mathrecipes.teachers.local import model_files
 from mathrecipes.teachers.operational import ROLES, as_resources, split_operational
+from mathrecipes.training.resume import SaveEvery
 
 try:
     CFG = load_config(config)
@@ -137,14 +138,14 @@ def fingerprint(stage):
 
 def synth_fingerprint():
     """The synthesis code fingerprint; an entry whose teacher or judge runs a local model (hf,
-    vllm) also fingerprints the student generation code those backends reuse (editing that
-    reruns only those entries).
+    vllm) also fingerprints the decoding code those backends share with student evaluation
+    (editing that reruns only those entries).
     """
-    synth, hf = code_fingerprint("synthesize"), code_fingerprint("teacher_hf")
+    synth, local = code_fingerprint("synthesize"), code_fingerprint("teacher_local")
 
     def value(wildcards):
         if local_models(CFG.synthesis[wildcards.synth]):
-            return f"{synth}+{hf}"
+            return f"{synth}+{local}"
         return synth
 
     return value
@@ -415,13 +416,11 @@ def student_cpus_per_gpu(wildcards):
 
 
 def student_checkpointing(key):
-    """Resumable-state settings as integer resources (`every_s` in seconds)."""
+    """Resumable-state settings as integer resources (a field of training.resume.SaveEvery:
+    `every_steps`, or `every_s` in seconds)."""
 
     def value(wildcards):
-        ckpt = CFG.students[wildcards.student].checkpointing
-        if key == "every_s":
-            return round(ckpt.every_minutes * 60)
-        return getattr(ckpt, key)
+        return getattr(SaveEvery.of(CFG.students[wildcards.student].checkpointing), key)
 
     return value
 

@@ -9,10 +9,7 @@ runlog.start(snakemake.log[0])
 res = snakemake.resources
 # Resumable state lives outside the job's outputs (Snakemake deletes those when a job fails);
 # how often it is saved comes as resources (it does not change the result).
-checkpointing = {
-    "every_steps": int(res.checkpoint_steps),
-    "every_minutes": int(res.checkpoint_s) / 60,
-}
+checkpointing = {"every_steps": int(res.checkpoint_steps), "every_s": int(res.checkpoint_s)}
 processes = processes_for(int(res.gpu))
 seed = int(snakemake.wildcards.seed)
 out = snakemake.output.checkpoint

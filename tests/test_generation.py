@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from mathrecipes import generation  # noqa: E402
+from mathrecipes import decoding, generation  # noqa: E402
 from mathrecipes.config import GenerationSpec, StudentSpec  # noqa: E402
 from mathrecipes.generation import GenerationSpecError, generate_file  # noqa: E402
 from mathrecipes.prompting import format_prompt  # noqa: E402
@@ -252,19 +252,19 @@ def test_hf_backend_matches_model_generate(student, bench):
     cache, greedy), which is what generation ran before it."""
     from mathrecipes.training.data import encode_prompts
 
-    tok, model = generation.load_student(student, "cpu")
+    tok, model = decoding.load_student(student, "cpu")
     g = generation.validate_generation_spec(gen_spec())
     config = generation.make_generation_config(g, tok)
     prompts = encode_prompts(tok, [r["problem"] for r in rows(21, 1, "bench", varied=True)])
     eos = tok.eos_token_id
-    decoder = generation.HFDecoder(model, eos=eos, pad=tok.pad_token_id, max_new_tokens=24)
+    decoder = decoding.HFDecoder(model, eos=eos, pad=tok.pad_token_id, max_new_tokens=24)
 
     def cut(seq):
         return seq[: seq.index(eos) + 1] if eos in seq else seq
 
     for start in range(0, 21, 8):
         seqs = prompts[start : start + 8]
-        input_ids, mask = generation.left_pad(seqs, tok.pad_token_id)
+        input_ids, mask = decoding.left_pad(seqs, tok.pad_token_id)
         with torch.no_grad():
             out = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config)
         expected = [cut(r) for r in out[:, input_ids.shape[1] :].tolist()]

@@ -72,6 +72,20 @@ def test_prompt_format_edit_retrains_and_regenerates(package_copy):
     assert {s for s in before if before[s] != after[s]} == {"train", "generate"}
 
 
+def test_decoding_is_shared_and_evaluation_is_not(package_copy):
+    """The local-model teachers fingerprint the decoders they share with evaluation, not the
+    evaluation stage: a generation.py edit regenerates and reruns no teacher."""
+
+    def changed_by(path: str) -> set:
+        before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+        with open(package_copy / path, "a") as fh:
+            fh.write("\n# an edit\n")
+        return {s for s in before if P.code_fingerprint(s) != before[s]}
+
+    assert changed_by("generation.py") == {"generate"}
+    assert changed_by("decoding/decoders.py") == {"generate", "teacher_local"}
+
+
 def test_records_edit_changes_every_stage(package_copy):
     before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
     with open(package_copy / "records.py", "a") as fh:

@@ -130,7 +130,7 @@ def test_killed_training_resumes_to_the_same_result(train_file, tmp_path, uninte
         out,
         STEPS,
         resume_dir=str(resume),
-        checkpointing={"every_steps": 20, "every_minutes": 0},
+        checkpointing={"every_steps": 20, "every_s": 0},
     )
     proc = run_driver(args)
     if sig == signal.SIGTERM:
@@ -171,7 +171,7 @@ def test_killed_training_resumes_to_the_same_result(train_file, tmp_path, uninte
 def test_stale_resume_state_is_discarded(train_file, tmp_path):
     out, resume = tmp_path / "ckpt", tmp_path / "resume"
     args = train_args(
-        train_file, out, 60, resume_dir=str(resume), checkpointing={"every_steps": 10}
+        train_file, out, 60, resume_dir=str(resume), checkpointing={"every_steps": 10, "every_s": 0}
     )
     proc = run_driver(args)
     wait_for(lambda: saved_step(resume) >= 10, proc)
@@ -183,7 +183,7 @@ def test_stale_resume_state_is_discarded(train_file, tmp_path):
         out,
         60,
         resume_dir=str(resume),
-        checkpointing={"every_steps": 10},
+        checkpointing={"every_steps": 10, "every_s": 0},
         training={"lr": 1e-3},
     )
     rc, stdout, err = finish(run_driver(other))
@@ -310,7 +310,7 @@ def test_fsdp_two_processes_stopped_by_sigterm_resume(train_file, tmp_path, unin
         processes=2,
         threads=2,
         resume_dir=str(resume),
-        checkpointing={"every_steps": 0, "every_minutes": 0},
+        checkpointing={"every_steps": 0, "every_s": 0},
         training={"distributed": "fsdp"},
     )
     proc = run_driver(args)
@@ -326,3 +326,15 @@ def test_fsdp_two_processes_stopped_by_sigterm_resume(train_file, tmp_path, unin
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["processes"] == 2 and summary["resumed_from_step"] == step
     assert abs(summary["final_loss"] - full["final_loss"]) < 1e-4
+
+
+def test_checkpointing_minutes_become_seconds_once():
+    """The config's minutes become the job's `checkpoint_s` resource, which the loop reads as
+    seconds (no conversion back)."""
+    from mathrecipes.config import Checkpointing
+    from mathrecipes.training.resume import SaveEvery
+
+    assert SaveEvery.of(Checkpointing(every_steps=7, every_minutes=0.5)) == SaveEvery(7, 30)
+    assert SaveEvery.of(Checkpointing()) == SaveEvery(500, 600)
+    with pytest.raises(ValueError, match="every_s must be an integer >= 0"):
+        SaveEvery(1, -5)

@@ -3,9 +3,9 @@
 Dry runs only: placeholder outputs are marked done with ``--touch --forceall`` (which records
 each job's params), then single edits must schedule exactly the entries they concern. The files of a local
 model folder (the teacher's or the judge's) are inputs, so editing one in place reruns the
-entries that use it; the student generation code those backends reuse is part of their code
-parameter, the judge's included; and the jobs' ``resources`` are no params at all. The package
-runs from a copy (PYTHONPATH) so the test can edit its source.
+entries that use it; the decoding code those backends share with student evaluation is part
+of their code parameter, the judge's included; and the jobs' ``resources`` are no params at
+all. The package runs from a copy (PYTHONPATH) so the test can edit its source.
 """
 
 from __future__ import annotations
@@ -62,10 +62,11 @@ def test_local_model_files_code_and_resources_in_the_rerun_rule(tmp_path, pkg_en
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     assert planned() == set()
 
-    # the generation code the local backends reuse: the entries with a local teacher or judge
-    generation = src / "mathrecipes" / "generation.py"
-    original = generation.read_text()
-    generation.write_text(original + "\n# an edit\n")
+    # the decoding code the local backends share with evaluation: the entries with a local
+    # teacher or judge
+    decoders = src / "mathrecipes" / "decoding" / "decoders.py"
+    original = decoders.read_text()
+    decoders.write_text(original + "\n# an edit\n")
     try:
         assert planned() == {
             J("synthesize_shard", synth="judged", shard=0),
@@ -73,7 +74,7 @@ def test_local_model_files_code_and_resources_in_the_rerun_rule(tmp_path, pkg_en
             J("all_synthesis"),
         }
     finally:
-        generation.write_text(original)  # the same fingerprint again
+        decoders.write_text(original)  # the same fingerprint again
 
     # a file of the judge's folder edited in place (the folder's own mtime does not change)
     with open(work / "judge" / "config.json", "a") as fh:

@@ -629,8 +629,7 @@ def test_row_seeded_sampling_draws_what_the_student_decoder_draws(tmp_path):
     filtering and draws, one generator per row), with a random model and top-p sampling."""
     import random
 
-    from mathrecipes.generation import HFDecoder
-    from mathrecipes.teachers.hf_backend import RowSeededDecoder
+    from mathrecipes.decoding import HFDecoder, RowSeededDecoder
     from mathrecipes.training.model import build_scratch_model
     from mathrecipes.training.tokenizer import train_bpe_tokenizer
 

@@ -5,13 +5,13 @@ The input of every problem is ``[bos] + tok(format_prompt(problem))`` built by
 prompts. The (problem, sample) jobs are sorted by prompt length and cut into batches of
 ``batch_size``; rows are written sorted by ``(problem_id, sample)``.
 
-Backends:
+Backends (the decoders of :mod:`mathrecipes.decoding`):
 
-``hf``    :class:`HFDecoder`: the model's own forward in a decode loop with a static
-          (preallocated) KV cache, left-padded batches (the attention mask drives the position
-          ids, so padding does not shift positions), greedy or temperature / top-p sampling.
-          With ``compile: true`` each decoding step is ``torch.compile``'d with CUDA graphs.
-``vllm``  :class:`VLLMDecoder`: offline batched generation with vLLM (an optional package).
+``hf``    :class:`~mathrecipes.decoding.HFDecoder`: the model's own forward in a decode loop with a
+          static (preallocated) KV cache, greedy or temperature / top-p sampling. With
+          ``compile: true`` each decoding step is ``torch.compile``'d with CUDA graphs.
+``vllm``  :class:`~mathrecipes.decoding.VLLMDecoder`: offline batched generation with vLLM (an
+          optional package).
 
 Sampling is deterministic per batch: batch ``k`` draws from a generator seeded by
 ``(seed, k)``, so a resumed run samples exactly what an uninterrupted run does.
@@ -32,14 +32,12 @@ special tokens skipped), ``n_prompt_tokens`` int (bos included), ``n_completion_
 ``"eos" | "length"``, ``seconds`` float (the batch wall time shared over its rows; the only
 nondeterministic column).
 
-This module imports neither pydantic nor Snakemake at import time: ``benchmarks/bench_generate.py``
-uses :class:`HFDecoder` on GPU machines that have only torch, transformers and pyarrow.
+This module imports neither pydantic nor Snakemake at import time.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -55,6 +53,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from mathrecipes.decoding import (
+    HFDecoder,
+    VLLMDecoder,
+    batch_seed,
+    load_model,
+    load_tokenizer,
+    require_vllm,
+    resolve_attn_implementation,
+    resolve_dtype,
+)
 from mathrecipes.prompting import format_prompt
 from mathrecipes.records import read_records, write_table
 from mathrecipes.training.data import encode_prompts, eos_id, pad_id
@@ -74,18 +82,8 @@ OUTPUT_SCHEMA = pa.schema(
     ]
 )
 
-# Measured with benchmarks/bench_train.py on the 2-core CPU box: for batched decoding of the
-# small students, eager attention with a static (preallocated) KV cache is the fastest and
-# steadiest CPU setting; the default dynamic cache re-concatenates keys/values every step.
-CPU_ATTN_IMPLEMENTATION = "eager"
-CUDA_ATTN_IMPLEMENTATION = "sdpa"
+# The KV cache of the decoders (HFDecoder preallocates it), named for transformers' generate.
 CACHE_IMPLEMENTATION = "static"
-
-# With compile: true the KV cache length is rounded up to a multiple of this and short batches
-# are padded to batch_size, so that batches share a few compiled graphs instead of one each.
-COMPILE_CACHE_BUCKET = 256
-# On a GPU, "all rows finished?" is read back every this many steps (each read is a host sync).
-CUDA_STOP_CHECK_EVERY = 16
 
 PROGRESS_FILE = "progress.jsonl"
 PROGRESS_FORMAT = 1
@@ -120,77 +118,7 @@ def validate_generation_spec(spec: Mapping[str, Any]) -> Any:
     return g
 
 
-def require_vllm() -> Any:
-    """The ``vllm`` module, or an error that names the config key when it is not installed."""
-    try:
-        import vllm
-    except ImportError:
-        raise GenerationSpecError(
-            "generation.backend is 'vllm' but the vllm package is not installed: "
-            "`pip install vllm` (on a CUDA machine), or set generation.backend: hf"
-        ) from None
-    return vllm
-
-
-# ------------------------------------------------------------------ device settings
-
-
-def resolve_dtype(name: str, device: Any) -> Any:
-    """``auto`` -> bfloat16 on a GPU, float32 on a CPU; otherwise the named torch dtype."""
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-    return getattr(torch, name)
-
-
-def resolve_attn_implementation(name: str | None, device: Any) -> str:
-    """``auto`` (or None) -> sdpa on a GPU, eager on a CPU."""
-    import torch
-
-    if name in (None, "auto"):
-        cuda = torch.device(device).type == "cuda"
-        return CUDA_ATTN_IMPLEMENTATION if cuda else CPU_ATTN_IMPLEMENTATION
-    return name
-
-
-def load_tokenizer(checkpoint_dir: str) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def load_model(
-    checkpoint_dir: str,
-    device: Any,
-    attn_implementation: str | None = None,
-    dtype: Any = None,
-) -> Any:
-    """The causal LM of a checkpoint folder in eval mode on ``device`` (float32 by default)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    device = torch.device(device)
-    model = AutoModelForCausalLM.from_pretrained(
-        checkpoint_dir,
-        dtype=dtype or torch.float32,
-        attn_implementation=resolve_attn_implementation(attn_implementation, device),
-    )
-    model.to(device)
-    model.eval()
-    return model
-
-
-def load_student(
-    checkpoint_dir: str, device: Any, attn_implementation: str | None = None, dtype: Any = None
-) -> tuple[Any, Any]:
-    """(tokenizer, model) of a checkpoint folder, model in eval mode on ``device``."""
-    return load_tokenizer(checkpoint_dir), load_model(
-        checkpoint_dir, device, attn_implementation, dtype
-    )
+# ------------------------------------------------------------------ transformers' equivalent
 
 
 def make_generation_config(g: Any, tokenizer: Any) -> Any:
@@ -216,209 +144,6 @@ def make_generation_config(g: Any, tokenizer: Any) -> Any:
         use_cache=True,
         cache_implementation=CACHE_IMPLEMENTATION,
     )
-
-
-def left_pad(seqs: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
-    """``(input_ids, attention_mask)`` tensors with the sequences left-padded to one length."""
-    import torch
-
-    longest = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), longest), pad, dtype=torch.long)
-    attention_mask = torch.zeros((len(seqs), longest), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        input_ids[row, longest - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-        attention_mask[row, longest - len(seq) :] = 1
-    return input_ids, attention_mask
-
-
-def batch_seed(seed: int, batch: int) -> int:
-    """The sampling seed of batch ``batch``: a fixed function of ``(seed, batch)`` only."""
-    digest = hashlib.sha256(f"mathrecipes-generation/{seed}/{batch}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
-# ------------------------------------------------------------------ backends
-
-
-class HFDecoder:
-    """Batched decoding with a transformers causal LM and a static KV cache.
-
-    ``generate(seqs, seed)`` takes token-id prompts and returns, per prompt, the new token ids
-    (at most ``max_new_tokens``; a row that finished holds its eos, later tokens are noise to be
-    cut there). The prompts are left-padded; prefill is one eager forward (logits of the last
-    position only); each decoding step is one forward of a single token per row followed by
-    greedy argmax or temperature / top-p sampling (top-p as transformers' ``TopPLogitsWarper``;
-    the draw is the exponential-race form of a categorical sample, from a ``torch.Generator``
-    seeded with ``seed``). With ``compile=True`` the step forward is ``torch.compile``'d with
-    ``mode="reduce-overhead"`` (CUDA graphs on a GPU): the cache length is rounded up to
-    :data:`COMPILE_CACHE_BUCKET` and short batches are padded to ``batch_size`` so that shapes
-    repeat. On a GPU, finished rows are counted every :data:`CUDA_STOP_CHECK_EVERY` steps so that
-    the loop does not wait for the device after every token.
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        *,
-        eos: int,
-        pad: int,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        compile: bool = False,
-        batch_size: int | None = None,
-    ) -> None:
-        import torch
-
-        self.model = model
-        self.device = next(model.parameters()).device
-        self.eos, self.pad = int(eos), int(pad)
-        self.max_new_tokens = max_new_tokens
-        self.temperature, self.top_p = temperature, top_p
-        self.compile = compile
-        self.batch_size = batch_size
-        params = inspect.signature(model.forward).parameters
-        # transformers >= 5.2x calls the cache argument `cache`; earlier 5.x `past_key_values`
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        self._caches: dict[tuple[int, int], Any] = {}
-        self._step = (
-            torch.compile(model, mode="reduce-overhead", dynamic=False) if compile else model
-        )
-        self.stop_check_every = CUDA_STOP_CHECK_EVERY if self.device.type == "cuda" else 1
-
-    def _cache(self, batch: int, length: int) -> Any:
-        """A static cache of this shape, reused (and zeroed) when the shape repeats."""
-        from transformers import StaticCache
-
-        cache = self._caches.get((batch, length))
-        if cache is None:
-            if not self.compile:
-                self._caches.clear()  # eager: keep only the last shape's memory
-            cache = StaticCache(config=self.model.config, max_cache_len=length)
-            self._caches[(batch, length)] = cache
-        else:
-            cache.reset()
-        return cache
-
-    def _select(self, logits: Any, generator: Any) -> Any:
-        import torch
-
-        scores = logits.float()
-        if self.temperature <= 0:
-            return scores.argmax(dim=-1)
-        scores = scores / self.temperature
-        if self.top_p < 1.0:
-            ordered, order = torch.sort(scores, descending=False)
-            remove = ordered.softmax(dim=-1).cumsum(dim=-1) <= (1 - self.top_p)
-            remove[..., -1:] = False  # keep at least the most likely token
-            scores = scores.masked_fill(remove.scatter(1, order, remove), -float("inf"))
-        probs = scores.softmax(dim=-1)
-        race = torch.empty_like(probs).exponential_(generator=generator)
-        return (probs / race).argmax(dim=-1)
-
-    def generate(self, seqs: Sequence[Sequence[int]], seed: int = 0) -> list[list[int]]:
-        import torch
-
-        n_rows, n_new, dev = len(seqs), self.max_new_tokens, self.device
-        seqs = list(seqs)
-        if self.compile and self.batch_size and n_rows < self.batch_size:
-            seqs += [seqs[-1]] * (self.batch_size - n_rows)  # same shape as the full batches
-        generator = None
-        if self.temperature > 0:
-            generator = torch.Generator(device=dev)
-            generator.manual_seed(seed)
-        with torch.no_grad():  # as model.generate (known to work with CUDA graphs)
-            input_ids, mask = left_pad(seqs, self.pad)
-            input_ids, mask = input_ids.to(dev), mask.to(dev)
-            batch, longest = input_ids.shape
-            length = longest + n_new
-            if self.compile:
-                length = -(-length // COMPILE_CACHE_BUCKET) * COMPILE_CACHE_BUCKET
-            # prompt mask, then ones for every new token: the causal mask hides future slots
-            attention_mask = torch.ones((batch, length), dtype=torch.long, device=dev)
-            attention_mask[:, :longest] = mask
-            position_ids = (mask.cumsum(-1) - 1).masked_fill_(mask == 0, 1)
-            cache = {self._cache_arg: self._cache(batch, length)}
-            logits = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                use_cache=True,
-                logits_to_keep=1,
-                **cache,
-            ).logits[:, -1]
-            position_ids = position_ids[:, -1:] + 1
-            out = torch.full((batch, n_new), self.pad, dtype=torch.long, device=dev)
-            finished = torch.zeros(batch, dtype=torch.bool, device=dev)
-            steps = n_new
-            for t in range(n_new):
-                token = self._select(logits, generator)
-                out[:, t] = token
-                finished |= token == self.eos
-                if t + 1 == n_new:
-                    break
-                if (t + 1) % self.stop_check_every == 0 and bool(finished[:n_rows].all()):
-                    steps = t + 1
-                    break
-                if self.compile:
-                    torch.compiler.cudagraph_mark_step_begin()
-                logits = self._step(
-                    input_ids=token[:, None],
-                    attention_mask=attention_mask,
-                    position_ids=position_ids,
-                    use_cache=True,
-                    **cache,
-                ).logits[:, -1]
-                position_ids = position_ids + 1
-            return out[:n_rows, :steps].cpu().tolist()
-
-
-class VLLMDecoder:
-    """Offline batched generation with vLLM (same interface as :class:`HFDecoder`).
-
-    Each prompt is its own request with its own seed (derived from the batch seed and the row),
-    so samples do not depend on how vLLM schedules the batch. ``compile: false`` runs vLLM with
-    ``enforce_eager=True`` (no CUDA graphs, no torch.compile).
-    """
-
-    def __init__(self, checkpoint_dir: str, g: Any, *, eos: int, dtype: Any) -> None:
-        vllm = require_vllm()
-        self.eos = int(eos)
-        self.g = g
-        self.llm = vllm.LLM(
-            model=checkpoint_dir,
-            tokenizer=checkpoint_dir,
-            dtype=str(dtype).removeprefix("torch."),
-            seed=g.seed,
-            enforce_eager=not g.compile,
-        )
-
-    def generate(self, seqs: Sequence[Sequence[int]], seed: int = 0) -> list[list[int]]:
-        from vllm import SamplingParams
-
-        sampling = self.g.temperature > 0
-        params = [
-            SamplingParams(
-                n=1,
-                temperature=self.g.temperature,
-                top_p=self.g.top_p if sampling else 1.0,
-                max_tokens=self.g.max_new_tokens,
-                seed=batch_seed(seed, row) if sampling else None,
-                stop_token_ids=[self.eos],
-                detokenize=False,
-            )
-            for row in range(len(seqs))
-        ]
-        prompts = [{"prompt_token_ids": list(s)} for s in seqs]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        new = []
-        for output in outputs:
-            completion = output.outputs[0]
-            ids = list(completion.token_ids)
-            if completion.finish_reason == "stop" and self.eos not in ids:
-                ids.append(self.eos)  # stopped on eos without returning it
-            new.append(ids)
-        return new
 
 
 # ------------------------------------------------------------------ resume
@@ -645,7 +370,7 @@ def generate_file(
     t_start = time.perf_counter()
     g = validate_generation_spec(spec)
     if g.backend == "vllm":
-        require_vllm()
+        require_vllm("generation.backend", error=GenerationSpecError)
     records = read_records(benchmark_path)
     if not records:
         raise ValueError(f"{benchmark_path}: the benchmark is empty (0 records)")

@@ -33,14 +33,16 @@ COMMON = ("__init__.py", "records.py", "provenance.py")
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "ingest": ("sources", "builtin", "ingest.py", "answers.py", "latex.py"),
     "synthesize": ("teachers", "builtin", "synthesis"),
-    # what the hf teacher backend reuses from student generation: part of the code parameter of
-    # the synthesis entries with an hf teacher only (rules/common.smk, synth_fingerprint)
-    "teacher_hf": ("generation.py", "training/data.py"),
+    # what the local-model teachers (hf, vllm) use outside teachers/: the decoders and loaders,
+    # and the prompt tokenization (teachers/local.py's prompt ids: training/data.py's bos_ids and
+    # encode_texts); part of the code parameter of the synthesis entries with a local teacher or
+    # judge only (rules/common.smk, synth_fingerprint)
+    "teacher_local": ("decoding", "training/data.py"),
     # the failures of a weakness entry and their nearest neighbours in its pool
     "weakness_seeds": ("embedding.py", "synthesis/weakness.py"),
     "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
     "train": ("training", "prompting.py"),
-    "generate": ("generation.py", "prompting.py"),
+    "generate": ("generation.py", "decoding", "prompting.py"),
     "grade": ("grading", "latex.py"),
     "tables": ("tables.py",),
 }

@@ -188,9 +188,9 @@ def _require_packages(name: str, spec: SynthesisSpec, given: Mapping[str, Any]) 
     (vllm, an optional extra); the error names ``synthesis.<name>.<role>.backend``."""
     for role, model in job_models(spec).items():
         if model.backend == "vllm" and given.get(role) is None:
-            from mathrecipes.teachers.vllm_backend import require_vllm
+            from mathrecipes.teachers.vllm_backend import require_package
 
-            require_vllm(f"synthesis.{name}.{role}.backend")
+            require_package(f"synthesis.{name}.{role}.backend")
 
 
 def _make_teacher(teacher_spec: Any, threads: int | None, cache_dir: Any, key: str) -> Any:

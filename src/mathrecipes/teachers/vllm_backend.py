@@ -1,7 +1,7 @@
 """The ``vllm`` teacher backend: a local model run by vLLM's offline engine (``vllm.LLM``).
 
 vLLM is an optional package (``pip install 'mathrecipes[vllm]'``, on a machine with a CUDA GPU):
-:func:`require_vllm` imports it or raises :class:`VLLMTeacherError` naming the config key and
+:func:`require_package` imports it or raises :class:`VLLMTeacherError` naming the config key and
 the fix; the synthesis job calls it before it reads a row, so a missing package fails the job at
 once (``synthesis.<name>.teacher.backend``).
 
@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mathrecipes.decoding import require_vllm
 from mathrecipes.teachers.base import GenRequest, GenResult
 from mathrecipes.teachers.local import LocalModelBackend, LocalTeacherError, loading
 
@@ -34,19 +35,14 @@ class VLLMTeacherError(LocalTeacherError):
     """The vllm teacher cannot work as configured (package missing, model not loadable)."""
 
 
-def require_vllm(key: str = "teacher.backend") -> Any:
+# What a config with a vllm teacher or judge can use instead (named when vllm is missing).
+INSTEAD = "hf (the same model with transformers) or openai (a vLLM server)"
+
+
+def require_package(key: str = "teacher.backend") -> Any:
     """The ``vllm`` module, or :class:`VLLMTeacherError` naming the config ``key`` (e.g.
-    ``synthesis.<name>.teacher.backend``) and how to fix it."""
-    try:
-        import vllm
-    except ImportError as exc:
-        raise VLLMTeacherError(
-            f"{key} is 'vllm' but the vllm package cannot be imported ({exc}): install it where "
-            "the synthesis jobs run, on a machine with a CUDA GPU, with "
-            "`pip install 'mathrecipes[vllm]'`; or set "
-            f"{key}: hf (the same model with transformers) or openai (a vLLM server)"
-        ) from None
-    return vllm
+    ``synthesis.<name>.teacher.backend``) and the fix (:func:`mathrecipes.decoding.require_vllm`)."""
+    return require_vllm(key, instead=INSTEAD, error=VLLMTeacherError)
 
 
 def engine_dtype(dtype: str) -> str:
@@ -90,7 +86,7 @@ class VLLMBackend(LocalModelBackend):
         if not isinstance(spec, VLLMTeacherSpec):
             spec = VLLMTeacherSpec.model_validate(dict(spec))
         self.spec = spec
-        vllm = require_vllm(key)
+        vllm = require_package(key)
         from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
         with loading(spec, VLLMTeacherError):
@@ -170,4 +166,4 @@ class VLLMBackend(LocalModelBackend):
         return results
 
 
-__all__ = ["CACHE_FILE", "VLLMBackend", "VLLMTeacherError", "engine_dtype", "require_vllm"]
+__all__ = ["CACHE_FILE", "VLLMBackend", "VLLMTeacherError", "engine_dtype", "require_package"]

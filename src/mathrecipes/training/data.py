@@ -2,7 +2,8 @@
 
 This module is deliberately light (no torch, no transformers import): generation imports
 :func:`encode_prompts` from here so that the token ids a student is evaluated on are built by the
-very function that built its training prompts.
+very function that built its training prompts, and the local-model teachers build their prompt
+ids with :func:`bos_ids` and :func:`encode_texts`.
 
 An example is ``[bos] + tok(format_prompt(problem)) + tok(format_target(record)) + [eos]``; the
 prompt and the target are tokenized separately (never across their boundary), special tokens are
@@ -134,22 +135,27 @@ def plan_epoch(
     batches: list[list[int]] = []
     for start in range(0, n, pool):
         chunk = sorted(order[start : start + pool], key=lengths.__getitem__)  # stable
-        current: list[int] = []
-        longest = 0
-        for i in chunk:
-            new_longest = max(longest, lengths[i])
-            if current and new_longest * (len(current) + 1) > tokens_per_step:
-                batches.append(current)
-                current, new_longest = [], lengths[i]
-            current.append(i)
-            longest = new_longest
-        if current:
-            batches.append(current)
+        batches.extend(_cut_padded(lengths, chunk, tokens_per_step))
     rng.shuffle(batches)
     return batches
 
 
-plan_epoch_padded = plan_epoch
+def _cut_padded(lengths: Sequence[int], order: Sequence[int], budget: int) -> list[list[int]]:
+    """``order`` (length-sorted) cut into consecutive groups whose rows x longest example stay
+    within ``budget`` padded tokens; a lone example longer than the budget is a group."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        new_longest = max(longest, lengths[i])
+        if current and new_longest * (len(current) + 1) > budget:
+            groups.append(current)
+            current, new_longest = [], lengths[i]
+        current.append(i)
+        longest = new_longest
+    if current:
+        groups.append(current)
+    return groups
 
 
 def plan_batches(
@@ -168,31 +174,26 @@ def plan_batches(
     ``packing``: steps are filled by real tokens (:func:`plan_epoch_packed`) instead of padded
     tokens (:func:`plan_epoch`).
     """
-
-    def plan_epoch(lengths: Sequence[int], tokens_per_step: int, rng: random.Random):
-        if packing:
-            return plan_epoch_packed(lengths, tokens_per_step, rng)
-        return plan_epoch_padded(lengths, tokens_per_step, rng)
-
     if (max_steps is None) == (epochs is None):
         raise ValueError("give exactly one of max_steps or epochs")
     if not lengths:
         raise ValueError("no examples to batch")
+    plan = plan_epoch_packed if packing else plan_epoch
     rng = random.Random(seed)
     schedule: list[list[int]] = []
     if max_steps is not None:
         while len(schedule) < max_steps:
-            schedule.extend(plan_epoch(lengths, tokens_per_step, rng))
+            schedule.extend(plan(lengths, tokens_per_step, rng))
         return schedule[:max_steps]
     assert epochs is not None
     full = int(epochs)
     for _ in range(full):
-        schedule.extend(plan_epoch(lengths, tokens_per_step, rng))
+        schedule.extend(plan(lengths, tokens_per_step, rng))
     frac = epochs - full
     if frac > 1e-9:
-        last = plan_epoch(lengths, tokens_per_step, rng)
+        last = plan(lengths, tokens_per_step, rng)
         schedule.extend(last[: max(1, round(frac * len(last)))])
-    return schedule or plan_epoch(lengths, tokens_per_step, rng)[:1]
+    return schedule or plan(lengths, tokens_per_step, rng)[:1]
 
 
 # --------------------------------------------------------------------------- packing
@@ -261,17 +262,4 @@ def micro_batches(
     micro-batch when ``micro_tokens`` is None."""
     if micro_tokens is None or not batch:
         return [list(batch)]
-    order = sorted(batch, key=lengths.__getitem__)
-    out: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        new_longest = max(longest, lengths[i])
-        if current and new_longest * (len(current) + 1) > micro_tokens:
-            out.append(current)
-            current, new_longest = [], lengths[i]
-        current.append(i)
-        longest = new_longest
-    if current:
-        out.append(current)
-    return out
+    return _cut_padded(lengths, sorted(batch, key=lengths.__getitem__), micro_tokens)

@@ -7,6 +7,12 @@ Checkpoint folder (``out_dir``)::
     train_log.jsonl                                           one line per logged step
     train_summary.json                                        written LAST: its presence marks
                                                               a complete folder
+
+:func:`train_student` builds the tokenizer, model, examples and batch schedule and runs
+:func:`optimize`: the optimizer loop over a :class:`TrainState` (model, optimizer, step,
+counters, loss window, timers), in named steps: :func:`_prepare`, :func:`_resume`, then per
+step :func:`_train_step` (:func:`_set_lr`, :func:`_forward_backward`, :func:`_optimizer_step`),
+:func:`_log_row` when a log row is due and :func:`_save_if_due` (resumable state, stop signals).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -235,9 +242,9 @@ def train_student(
     processes and the loss is normalized over the whole step's target tokens, so the update is
     the one a single process would make (up to float summation order).
 
-    ``resume_dir``: where resumable state is saved (``checkpointing`` = a Checkpointing dict:
-    every N steps / minutes, and on SIGTERM or SIGUSR1, after which :class:`TrainingStopped` is
-    raised). A rerun with the same data, spec, seed and code continues from the last state with
+    ``resume_dir``: where resumable state is saved (``checkpointing``: ``{"every_steps": N,
+    "every_s": S}``, see :class:`~mathrecipes.training.resume.SaveEvery`; None: the config's
+    defaults; and on SIGTERM or SIGUSR1, after which :class:`TrainingStopped` is raised). A rerun with the same data, spec, seed and code continues from the last state with
     the same data order; None disables saving.
 
     Returns the summary also written to ``out_dir/train_summary.json``. Counting conventions:
@@ -250,12 +257,15 @@ def train_student(
     from mathrecipes.config import Checkpointing
     from mathrecipes.provenance import code_fingerprint, file_sha256
     from mathrecipes.records import read_records
-    from mathrecipes.training.resume import ResumeStore, StopFlag, resume_key
+    from mathrecipes.training.resume import ResumeStore, SaveEvery, StopFlag, resume_key
 
     t_start = time.perf_counter()
     s = validate_student_spec(spec)
     tr = s.training
-    ckpt = Checkpointing.model_validate(dict(checkpointing or {}))
+    if checkpointing is None:
+        save_every = SaveEvery.of(Checkpointing())
+    else:
+        save_every = SaveEvery(**checkpointing)
     records = read_records(train_path)
     if not records:
         raise ValueError(f"{train_path}: the training set is empty (0 records)")
@@ -322,8 +332,19 @@ def train_student(
         if store is not None:  # without a place to save, a signal stops the job as usual
             stop.install()
         try:
-            loop = _optimize(
-                acc, model, examples, schedule, tokenizer, s, seed, out, show, store, ckpt, stop
+            loop = optimize(
+                acc,
+                model,
+                examples,
+                schedule,
+                pad=pad_id(tokenizer),
+                training=tr,
+                seed=seed,
+                out=out,
+                progress=show,
+                store=store,
+                save_every=save_every,
+                stop=stop,
             )
         finally:
             stop.restore()
@@ -398,34 +419,73 @@ def _step_rows(lengths: Sequence[int], batch: Sequence[int], world: int, rank: i
     return mine, padded
 
 
-def _optimize(
-    acc: Any,
-    model: Any,
-    examples: Examples,
-    schedule: list[list[int]],
-    tokenizer: Any,
-    s: Any,
-    seed: int,
-    out: Path,
-    progress: bool,
-    store: Any,
-    ckpt: Any,
-    stop: Any,
-) -> dict[str, Any]:
-    from tqdm import tqdm
+# --------------------------------------------------------------------------- the optimizer loop
 
-    from mathrecipes.training.resume import TrainingStopped, say
 
-    tr = s.training
-    world, rank = acc.num_processes, acc.process_index
-    device = acc.device
+@dataclass
+class LoopData:
+    """What the loop trains on: the examples, the run's batch schedule (one list of example
+    indices per optimizer step) and the pad id."""
+
+    examples: Examples
+    schedule: list[list[int]]
+    pad: int
+    lengths: list[int] = field(init=False)
+    targets: list[int] = field(init=False)  # loss tokens (target + eos) of every example
+
+    def __post_init__(self) -> None:
+        ex = self.examples
+        self.lengths = ex.lengths
+        self.targets = [len(ids) - p for ids, p in zip(ex.ids, ex.n_prompt, strict=True)]
+
+
+@dataclass
+class TrainState:
+    """The optimizer loop's state: the prepared model and optimizer, the last finished step,
+    the counters and the loss window since the last log row (what a saved state restores), and
+    the timers. ``model`` is the prepared module (DDP/FSDP-wrapped, compiled with
+    ``training.compile``); ``params`` the trainable parameters (gradient clipping)."""
+
+    acc: Any
+    model: Any
+    optimizer: Any
+    params: list[Any]
+    total: int  # optimizer steps in the schedule
+    window_loss: Any  # the summed step losses since the last log row (a tensor on the device)
+    step: int = 0  # the last finished step
+    counters: dict[str, int] = field(
+        default_factory=lambda: {"tokens_seen": 0, "padded_seen": 0, "examples_seen": 0}
+    )
+    log_rows: list[dict[str, Any]] = field(default_factory=list)
+    window_steps: int = 0
+    final_loss: float = float("nan")
+    resumed_from: int = 0
+    tokens_this_run: int = 0  # real tokens trained on by this process's run (not a resumed one)
+    started: float = 0.0  # time.perf_counter() when the loop started
+    last_save: float = 0.0  # time.perf_counter() of the last save (or the start)
+
+    def meta(self) -> dict[str, Any]:
+        """What a saved state holds besides accelerate's model, optimizer and RNG states."""
+        return {
+            "step": self.step,
+            "total_steps": self.total,
+            "counters": self.counters,
+            "log_rows": self.log_rows,
+            "window_sum": self.window_loss.item(),
+            "window_steps": self.window_steps,
+        }
+
+
+def _prepare(acc: Any, model: Any, tr: Any) -> tuple[Any, Any, list[Any]]:
+    """The prepared model (train mode), its AdamW (weight decay on matrices only) and the
+    trainable parameters."""
     model = acc.prepare(model)
     model.train()
     named = list(acc.unwrap_model(model).named_parameters())
     decay = [p for _, p in named if p.requires_grad and p.ndim >= 2]
     no_decay = [p for _, p in named if p.requires_grad and p.ndim < 2]
     # fused AdamW is slower than foreach on this CPU (measured); fused is the fast one on CUDA
-    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    fast = {"fused": True} if acc.device.type == "cuda" else {"foreach": True}
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": tr.weight_decay},
@@ -436,178 +496,258 @@ def _optimize(
         **fast,
     )
     optimizer = acc.prepare(optimizer)
-    params = decay + no_decay
     if tr.compile:
         # after prepare: the DDP/FSDP-wrapped module is compiled; states are saved from the
         # uncompiled module the Accelerator holds (same parameters)
         model = torch.compile(model)
-    pad = pad_id(tokenizer)
-    total = len(schedule)
-    lengths = examples.lengths
-    targets = [len(ids) - p for ids, p in zip(examples.ids, examples.n_prompt, strict=True)]
-    torch.manual_seed(seed)
+    return model, optimizer, decay + no_decay
 
-    counters = {"tokens_seen": 0, "padded_seen": 0, "examples_seen": 0}
-    log_rows: list[dict[str, Any]] = []
-    window_sum, window_steps = 0.0, 0
-    first = 1
+
+def _resume(state: TrainState, store: Any) -> None:
+    """Continue from the newest saved state of this run, if there is one: accelerate's states
+    (model, optimizer, the RNG of every process) and the loop's counters."""
+    from mathrecipes.training.resume import say
+
     found = store.find() if store is not None else None
-    if found is not None:
-        folder, meta = found
-        with _quiet_accelerate():
-            acc.load_state(str(folder))
-        first = int(meta["step"]) + 1
-        counters = meta["counters"]
-        log_rows = meta["log_rows"]
-        window_sum, window_steps = float(meta["window_sum"]), int(meta["window_steps"])
-        if acc.is_main_process:
-            say(f"resuming from step {meta['step']} of {total} (state saved {meta['saved_at']})")
-    resumed_from = first - 1
-    window_loss = torch.tensor(window_sum, dtype=torch.float32, device=device)
-    final_loss = log_rows[-1]["loss"] if log_rows else float("nan")
+    if found is None:
+        return
+    folder, meta = found
+    acc = state.acc
+    with _quiet_accelerate():
+        acc.load_state(str(folder))
+    state.step = state.resumed_from = int(meta["step"])
+    state.counters = meta["counters"]
+    state.log_rows = meta["log_rows"]
+    state.window_loss = torch.tensor(
+        float(meta["window_sum"]), dtype=torch.float32, device=acc.device
+    )
+    state.window_steps = int(meta["window_steps"])
+    if state.log_rows:
+        state.final_loss = state.log_rows[-1]["loss"]
+    if acc.is_main_process:
+        say(f"resuming from step {meta['step']} of {state.total} (state saved {meta['saved_at']})")
 
-    def save(step: int) -> None:
-        folder = store.begin() if acc.is_main_process else store.tmp
-        acc.wait_for_everyone()
-        with _quiet_accelerate():
-            acc.save_state(str(folder))
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            store.commit(
-                {
-                    "step": step,
-                    "total_steps": total,
-                    "counters": counters,
-                    "log_rows": log_rows,
-                    "window_sum": window_loss.item(),
-                    "window_steps": window_steps,
-                }
-            )
-        acc.wait_for_everyone()
 
+def _set_lr(state: TrainState, tr: Any, step: int) -> float:
+    """Set and return the learning rate of 1-based ``step``."""
+    lr = tr.lr * lr_factor(step - 1, state.total, tr.warmup_steps, tr.schedule)
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _micro_batch(data: LoopData, chunk: Sequence[Any], tr: Any, device: Any) -> tuple:
+    """``input_ids``, ``labels`` and extra model arguments of one micro-batch, on the CPU."""
+    extra: dict[str, Any] = {}
+    if tr.packing:
+        # compiled: every row max_length long, so the shapes stay put
+        width = tr.max_length if tr.compile else None
+        ids, labels, positions, _ = collate_packed(data.examples, chunk, data.pad, width)
+        extra["position_ids"] = positions.to(device, non_blocking=True)
+    else:
+        ids, labels, _ = collate(data.examples, chunk, data.pad)
+    return ids, labels, extra
+
+
+def _forward_backward(
+    state: TrainState, data: LoopData, chunks: list[list[Any]], n_targets: int, tr: Any
+) -> Any:
+    """Forward and backward of this process's micro-batches of one step (gradients synced on
+    the last one); returns the summed loss (a tensor on the device)."""
+    acc, model = state.acc, state.model
+    device, world = acc.device, acc.num_processes
+    # One process, one pass, no packing: the model's own mean loss (as always). Else the sum
+    # over the step's target tokens / their count, times `world` because DDP and FSDP average
+    # gradients over processes.
+    plain = world == 1 and len(chunks) == 1 and not tr.packing
+    step_loss = torch.zeros((), device=device)
+    for k, chunk in enumerate(chunks):
+        ids, labels, extra = _micro_batch(data, chunk, tr, device)
+        if not plain:
+            # a tensor, not an int: torch.compile would specialize on every new count
+            extra["num_items_in_batch"] = torch.tensor(n_targets, device=device)
+        ids = ids.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        sync = k == len(chunks) - 1
+        with contextlib.nullcontext() if sync else acc.no_sync(model):
+            # No attention mask: padding is on the right and attention is causal, so no real
+            # token can see a pad; this keeps sdpa on its fast is_causal path.
+            loss = model(input_ids=ids, labels=labels, use_cache=False, **extra).loss
+            acc.backward(loss if plain else loss * world)
+        step_loss += loss.detach()
+    if not chunks:  # more processes than examples in this step: join the reduction
+        dummy = sum(p.sum() for p in model.parameters()) * 0.0
+        acc.backward(dummy)
+    return step_loss
+
+
+def _optimizer_step(state: TrainState, tr: Any) -> None:
+    """Clip the gradients, update the parameters, drop the gradients."""
+    acc = state.acc
+    if tr.distributed == "fsdp" and acc.num_processes > 1:
+        acc.clip_grad_norm_(state.model.parameters(), tr.grad_clip)
+    else:
+        acc.clip_grad_norm_(state.params, tr.grad_clip)
+    state.optimizer.step()
+    state.optimizer.zero_grad(set_to_none=True)
+
+
+def _train_step(state: TrainState, data: LoopData, tr: Any, step: int) -> float:
+    """One optimizer step on ``schedule[step - 1]``: learning rate, forward/backward, update,
+    counters. Returns the step's learning rate."""
+    acc = state.acc
+    batch = data.schedule[step - 1]
+    lr = _set_lr(state, tr, step)
+    chunks, padded = _step_rows(data.lengths, batch, acc.num_processes, acc.process_index, tr)
+    n_targets = sum(data.targets[i] for i in batch)
+    step_loss = _forward_backward(state, data, chunks, n_targets, tr)
+    _optimizer_step(state, tr)
+
+    state.window_loss += step_loss
+    state.window_steps += 1
+    real = sum(data.lengths[i] for i in batch)
+    state.counters["tokens_seen"] += real
+    state.counters["padded_seen"] += padded
+    state.counters["examples_seen"] += len(batch)
+    state.tokens_this_run += real
+    state.step = step
+    return lr
+
+
+def _log_row(state: TrainState, lr: float) -> dict[str, Any]:
+    """Close the loss window into a log row (its mean over every process) and start a new
+    window."""
+    acc = state.acc
+    window = state.window_loss
+    if acc.num_processes > 1:
+        window = acc.reduce(window.clone(), reduction="sum")
+    state.final_loss = window.item() / state.window_steps
+    row = {
+        "step": state.step,
+        "loss": round(state.final_loss, 6),
+        "lr": lr,
+        "tokens_seen": state.counters["tokens_seen"],
+        "elapsed_s": round(time.perf_counter() - state.started, 3),
+    }
+    state.log_rows.append(row)
+    state.window_loss.zero_()
+    state.window_steps = 0
+    return row
+
+
+def _save(state: TrainState, store: Any) -> None:
+    """Save the state (every process takes part; the main one commits it)."""
+    acc = state.acc
+    folder = store.begin() if acc.is_main_process else store.tmp
+    acc.wait_for_everyone()
+    with _quiet_accelerate():
+        acc.save_state(str(folder))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        store.commit(state.meta())
+    acc.wait_for_everyone()
+    state.last_save = time.perf_counter()
+
+
+def _save_if_due(state: TrainState, store: Any, every: Any, stop: Any) -> None:
+    """After a step (not the last): save when a save is due on the main process or a stop
+    signal came to any process; after a signal, raise :class:`TrainingStopped`."""
+    from mathrecipes.training.resume import TrainingStopped, say
+
+    acc, step, total = state.acc, state.step, state.total
+    due = (every.every_steps and step % every.every_steps == 0) or (
+        every.every_s and time.perf_counter() - state.last_save >= every.every_s
+    )
+    flags = torch.tensor(
+        [1.0 if stop.signame else 0.0, 1.0 if due and acc.is_main_process else 0.0],
+        device=acc.device,
+    )
+    if acc.num_processes > 1:
+        flags = acc.reduce(flags, reduction="sum")
+    stopping, due = bool(flags[0] > 0), bool(flags[1] > 0)
+    if not (stopping or due):
+        return
+    _save(state, store)
+    if not stopping:
+        return
+    if acc.is_main_process:
+        say(
+            f"stopped by {stop.signame or 'a signal'} after step {step} of {total}; "
+            f"state saved to {store.state}; rerun to resume"
+        )
+    raise TrainingStopped(
+        f"training stopped by a signal after step {step} of {total}; its state "
+        f"is saved in {store.state} and a rerun resumes from there"
+    )
+
+
+def optimize(
+    acc: Any,
+    model: Any,
+    examples: Examples,
+    schedule: list[list[int]],
+    *,
+    pad: int,
+    training: Any,
+    seed: int,
+    out: Path,
+    progress: bool = False,
+    store: Any = None,
+    save_every: Any = None,
+    stop: Any = None,
+) -> dict[str, Any]:
+    """Run the optimizer steps of ``schedule`` on ``model`` (from a saved state of ``store``
+    when there is one); write ``out/train_log.jsonl`` (main process). ``training`` is a
+    TrainingSpec; ``store``, ``save_every`` and ``stop`` (a ResumeStore, a SaveEvery and a
+    StopFlag) save resumable state, None: no saving. Returns the loop's figures and log rows."""
+    from tqdm import tqdm
+
+    tr = training
+    model, optimizer, params = _prepare(acc, model, tr)
+    data = LoopData(examples, schedule, pad)
+    torch.manual_seed(seed)
+    window = torch.tensor(0.0, dtype=torch.float32, device=acc.device)
+    state = TrainState(acc, model, optimizer, params, total=len(schedule), window_loss=window)
+    _resume(state, store)
     bar = tqdm(
-        total=total,
-        initial=first - 1,
+        total=state.total,
+        initial=state.step,
         disable=not progress,
         file=sys.stderr,
         desc="train",
         unit="step",
     )
-    t0 = last_save = time.perf_counter()
-    tokens_this_run = 0
+    state.started = state.last_save = time.perf_counter()
     log = open(out / LOG_NAME, "w") if acc.is_main_process else None  # noqa: SIM115
     try:
         if log is not None:
-            for row in log_rows:
+            for row in state.log_rows:
                 log.write(json.dumps(row) + "\n")
             log.flush()
-        for step in range(first, total + 1):
-            batch = schedule[step - 1]
-            lr = tr.lr * lr_factor(step - 1, total, tr.warmup_steps, tr.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            chunks, padded = _step_rows(lengths, batch, world, rank, tr)
-            n_targets = sum(targets[i] for i in batch)
-            # One process, one pass, no packing: the model's own mean loss (as always). Else the
-            # sum over the step's target tokens / their count, times `world` because DDP and
-            # FSDP average gradients over processes.
-            plain = world == 1 and len(chunks) == 1 and not tr.packing
-            step_loss = torch.zeros((), device=device)
-            for k, chunk in enumerate(chunks):
-                extra: dict[str, Any] = {}
-                if tr.packing:
-                    # compiled: every row max_length long, so the shapes stay put
-                    width = tr.max_length if tr.compile else None
-                    ids, labels, positions, _ = collate_packed(examples, chunk, pad, width)
-                    extra["position_ids"] = positions.to(device, non_blocking=True)
-                else:
-                    ids, labels, _ = collate(examples, chunk, pad)
-                if not plain:
-                    # a tensor, not an int: torch.compile would specialize on every new count
-                    extra["num_items_in_batch"] = torch.tensor(n_targets, device=device)
-                ids = ids.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
-                sync = k == len(chunks) - 1
-                with contextlib.nullcontext() if sync else acc.no_sync(model):
-                    # No attention mask: padding is on the right and attention is causal, so no
-                    # real token can see a pad; this keeps sdpa on its fast is_causal path.
-                    loss = model(input_ids=ids, labels=labels, use_cache=False, **extra).loss
-                    acc.backward(loss if plain else loss * world)
-                step_loss += loss.detach()
-            if not chunks:  # more processes than examples in this step: join the reduction
-                dummy = sum(p.sum() for p in model.parameters()) * 0.0
-                acc.backward(dummy)
-            if tr.distributed == "fsdp" and world > 1:
-                acc.clip_grad_norm_(model.parameters(), tr.grad_clip)
-            else:
-                acc.clip_grad_norm_(params, tr.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-            window_loss += step_loss
-            window_steps += 1
-            real = sum(lengths[i] for i in batch)
-            counters["tokens_seen"] += real
-            counters["padded_seen"] += padded
-            counters["examples_seen"] += len(batch)
-            tokens_this_run += real
+        for step in range(state.step + 1, state.total + 1):
+            lr = _train_step(state, data, tr, step)
             bar.update(1)
-            if step % tr.log_every == 0 or step == total:
-                window = (
-                    acc.reduce(window_loss.clone(), reduction="sum") if world > 1 else window_loss
-                )
-                final_loss = window.item() / window_steps
-                row = {
-                    "step": step,
-                    "loss": round(final_loss, 6),
-                    "lr": lr,
-                    "tokens_seen": counters["tokens_seen"],
-                    "elapsed_s": round(time.perf_counter() - t0, 3),
-                }
-                log_rows.append(row)
+            if step % tr.log_every == 0 or step == state.total:
+                row = _log_row(state, lr)
                 if log is not None:
                     log.write(json.dumps(row) + "\n")
                     log.flush()
-                bar.set_postfix(loss=f"{final_loss:.4f}", lr=f"{lr:.2e}")
-                window_loss.zero_()
-                window_steps = 0
-            if store is None or step == total:
-                continue
-            due = (ckpt.every_steps and step % ckpt.every_steps == 0) or (
-                ckpt.every_minutes and time.perf_counter() - last_save >= 60 * ckpt.every_minutes
-            )
-            flags = torch.tensor(
-                [1.0 if stop.signame else 0.0, 1.0 if due and acc.is_main_process else 0.0],
-                device=device,
-            )
-            if world > 1:
-                flags = acc.reduce(flags, reduction="sum")
-            if flags[0] > 0 or flags[1] > 0:
-                save(step)
-                last_save = time.perf_counter()
-                if flags[0] > 0 and acc.is_main_process:
-                    say(
-                        f"stopped by {stop.signame or 'a signal'} after step {step} of {total}; "
-                        f"state saved to {store.state}; rerun to resume"
-                    )
-                if flags[0] > 0:
-                    raise TrainingStopped(
-                        f"training stopped by a signal after step {step} of {total}; its state "
-                        f"is saved in {store.state} and a rerun resumes from there"
-                    )
+                bar.set_postfix(loss=f"{state.final_loss:.4f}", lr=f"{lr:.2e}")
+            if store is not None and step != state.total:
+                _save_if_due(state, store, save_every, stop)
     finally:
         bar.close()
         if log is not None:
             log.close()
-    loop_s = time.perf_counter() - t0
+    loop_s = time.perf_counter() - state.started
     return {
-        "steps": total,
-        "epochs_seen": round(counters["examples_seen"] / len(examples), 4),
-        "tokens_seen": counters["tokens_seen"],
-        "padded_tokens_seen": counters["padded_seen"],
-        "final_loss": final_loss,
-        "tokens_per_s": round(tokens_this_run / loop_s, 1) if loop_s > 0 else None,
+        "steps": state.total,
+        "epochs_seen": round(state.counters["examples_seen"] / len(examples), 4),
+        "tokens_seen": state.counters["tokens_seen"],
+        "padded_tokens_seen": state.counters["padded_seen"],
+        "final_loss": state.final_loss,
+        "tokens_per_s": round(state.tokens_this_run / loop_s, 1) if loop_s > 0 else None,
         "loop_s": round(loop_s, 3),
-        "resumed_from_step": resumed_from,
-        "log_rows": log_rows,
+        "resumed_from_step": state.resumed_from,
+        "log_rows": state.log_rows,
     }

@@ -1,4 +1,4 @@
-"""Resumable training state: saved every N steps / minutes and on SIGTERM, outside the job's
+"""Resumable training state: saved every N steps / seconds and on SIGTERM, outside the job's
 outputs (Snakemake deletes the outputs of a failed job, so a rerun would find nothing there).
 
 Layout of ``resume_dir``::
@@ -43,6 +43,29 @@ def resume_key(
 
 def say(message: str) -> None:
     print(f"[train] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class SaveEvery:
+    """When the loop saves resumable state besides on a stop signal: every ``every_steps``
+    optimizer steps, and once ``every_s`` seconds have passed since the last save (0 turns
+    either off). The training job gets them as its resources ``checkpoint_steps`` and
+    ``checkpoint_s``."""
+
+    every_steps: int
+    every_s: int
+
+    def __post_init__(self) -> None:
+        for name in ("every_steps", "every_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"checkpointing {name} must be an integer >= 0, got {value!r}")
+
+    @classmethod
+    def of(cls, checkpointing: Any) -> SaveEvery:
+        """From the config's ``students.<name>.checkpointing`` (a
+        :class:`mathrecipes.config.Checkpointing`; minutes): the one conversion to seconds."""
+        return cls(checkpointing.every_steps, round(checkpointing.every_minutes * 60))
 
 
 @dataclass
