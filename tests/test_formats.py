@@ -643,7 +643,8 @@ def test_hub_meta_keeps_scalars_and_drops_generations():
 
 def test_hub_fixture_through_datasets(tmp_path):
     """The adapters take ``datasets`` rows too (parquet loaded offline from the fixture)."""
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     path = HUB / HUB_FILES["olympiadbench"]
     ds = datasets.load_dataset(
         "parquet", data_files=str(path), split="train", cache_dir=str(tmp_path)

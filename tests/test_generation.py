@@ -18,9 +18,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-torch = pytest.importorskip("torch")
-
 import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402  (a core dependency: no skip without it)
 
 from mathrecipes import generation  # noqa: E402
 from mathrecipes.config import GenerationSpec, StudentSpec  # noqa: E402
@@ -285,7 +284,6 @@ def test_compiled_decoding_matches_eager(student, bench, tmp_path):
 
 
 def test_vllm_backend_without_vllm_names_the_key(student, bench, tmp_path):
-    pytest.importorskip("pydantic")
     try:
         import vllm  # noqa: F401
 
