@@ -129,11 +129,9 @@ def test_requests_in_flight_are_bounded_by_concurrency(live):
     live.control(delay=0.4)
     b = OpenAIBackend(spec(live, concurrency=4))
     reqs = prompts(b, 12, "conc4")
-    t0 = time.monotonic()
     check_one_per_request(b.generate(reqs, progress=False), reqs)
-    elapsed = time.monotonic() - t0
+    # the server counted 4 requests at once (each held 0.4 s), never more
     assert live.stats()["max_in_flight"] == 4
-    assert elapsed < 12 * 0.4 * 0.75  # serial would take 4.8 s
 
     live.reset(delay=0.2)
     b1 = OpenAIBackend(spec(live, concurrency=1))
