@@ -139,7 +139,7 @@ def test_greedy_writes_expected_rows_and_columns(student, bench, tmp_path):
         assert 1 <= r["n_completion_tokens"] <= 24
         if r["finish_reason"] == "length":
             assert r["n_completion_tokens"] == 24
-        assert r["seconds"] >= 0
+        assert r["seconds"] > 0  # its batch's time was measured (not the speed: benchmarks/)
     assert sum(r["finish_reason"] == "eos" for r in got) >= 10  # the student learned to stop
     assert any("\\boxed{" in r["completion"] for r in got)
     assert summary["n_rows"] == 21

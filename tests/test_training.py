@@ -268,7 +268,7 @@ def test_hf_init_fine_tunes_a_local_model_folder(train_path, tmp_path, tokenizer
         train_path, str(out), student_spec(init=str(base), max_steps=6), seed=1, progress=False
     )
     assert summary["init"] == str(base) and summary["steps"] == 6
-    assert (out / "train_summary.json").exists()
+    assert json.loads((out / "train_summary.json").read_text()) == summary
     tuned = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
     assert tok.pad_token_id == tok.eos_token_id

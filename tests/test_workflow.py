@@ -76,9 +76,10 @@ def test_end_to_end_outputs(tiny_run):
             == pl.read_parquet(res / "benchmarks" / f"{b}.parquet").height
         )
         assert set(grades["verdict"]) <= set(VERDICTS)
-        assert (
-            res / "grades" / "nano" / "better" / "seed-0" / f"{b}.disagreements.parquet"
-        ).exists()
+        grade_dir = res / "grades" / "nano" / "better" / "seed-0"
+        audit = pl.read_parquet(grade_dir / f"{b}.disagreements.parquet")
+        manifest = json.loads((grade_dir / f"{b}.manifest.json").read_text())
+        assert audit.height == manifest["summary"]["disagreements"]
         assert grades["grader_version"].n_unique() == 1
 
     ckpt = res / "checkpoints" / "nano" / "better" / "seed-0"
