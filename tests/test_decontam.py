@@ -16,12 +16,8 @@ def _rows(items, field="problem"):
 
 
 @pytest.fixture(scope="module")
-def real(request):
-    from conftest import SHARED_DATA
-
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    d = SHARED_DATA
+def real(shared_data):
+    d = shared_data
     return {
         "math500": _rows(_jsonl(d / "eval/math500/test.jsonl")),
         "math": _rows(_jsonl(d / "eval/math/test.jsonl")),

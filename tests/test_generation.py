@@ -18,9 +18,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-torch = pytest.importorskip("torch")
-
 import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402  (a core dependency: no skip without it)
 
 from mathrecipes import decoding, generation  # noqa: E402
 from mathrecipes.config import GenerationSpec, StudentSpec  # noqa: E402
@@ -140,7 +139,7 @@ def test_greedy_writes_expected_rows_and_columns(student, bench, tmp_path):
         assert 1 <= r["n_completion_tokens"] <= 24
         if r["finish_reason"] == "length":
             assert r["n_completion_tokens"] == 24
-        assert r["seconds"] >= 0
+        assert r["seconds"] > 0  # its batch's time was measured (not the speed: benchmarks/)
     assert sum(r["finish_reason"] == "eos" for r in got) >= 10  # the student learned to stop
     assert any("\\boxed{" in r["completion"] for r in got)
     assert summary["n_rows"] == 21
@@ -285,7 +284,6 @@ def test_compiled_decoding_matches_eager(student, bench, tmp_path):
 
 
 def test_vllm_backend_without_vllm_names_the_key(student, bench, tmp_path):
-    pytest.importorskip("pydantic")
     try:
         import vllm  # noqa: F401
 

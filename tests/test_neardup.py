@@ -105,10 +105,11 @@ def pool(tmp_path):
         row(i, t, solution="step " * (i + 1), meta={"pass_rate": (i % 5) / 4})
         for i, t in enumerate(texts)
     ]
+    # planted duplicates that pass the filters, so that dedup and near dedup see them
     near = texts[4].split()
     near[-1] = "zebra"
-    rows.append(row(50, " ".join(near)))
-    rows.append(row(51, texts[7].upper()))  # an exact duplicate after normalization
+    rows.append(row(50, " ".join(near), meta={"pass_rate": 0.5}))  # p/004 with one word changed
+    rows.append(row(51, texts[7].upper(), meta={"pass_rate": 0.5}))  # p/007 after normalization
     path = tmp_path / "pool.parquet"
     write_records(rows, path)
     return path
@@ -130,22 +131,31 @@ def test_recipe_filters_and_near_dedup_are_recorded_in_removed_parquet(pool, tmp
         out / "contamination.parquet", out / "removed.parquet",
     )  # fmt: skip
     removed = pq.read_table(out / "removed.parquet").to_pylist()
-    by_stage = {}
+    by_stage: dict[str, dict[str, dict]] = {}
     for r in removed:
-        by_stage.setdefault(r["stage"], []).append(r)
+        by_stage.setdefault(r["stage"], {})[r["train_id"]] = r
     part = stats["parts"][0]
     # the first failing check names the reason: solutions longer than 100 characters
-    # ("step " * (i + 1), i >= 20: 10 rows), then pass_rate 0 (i % 5 == 0 below 20: 4 rows) and
-    # no pass_rate at all (p/050, p/051)
-    assert part["filtered_removed"] == {"pass_rate": 6, "solution_too_long": 10}
-    assert len(by_stage["filter"]) == sum(part["filtered_removed"].values())
-    train = read_records(out / "train.parquet")
-    kept = {r["id"] for r in train}
+    # ("step " * (i + 1), i >= 20: 10 rows), then pass_rate 0 (i % 5 == 0 below 20: 4 rows)
+    too_long = {f"p/{i:03d}" for i in range(20, 30)}
+    rate_0 = {f"p/{i:03d}" for i in range(0, 20, 5)}
+    assert part["filtered_removed"] == {"pass_rate": 4, "solution_too_long": 10}
+    assert {i: r["reason"].split(":")[0] for i, r in by_stage["filter"].items()} == {
+        **dict.fromkeys(too_long, "solution_too_long"),
+        **dict.fromkeys(rate_0, "pass_rate"),
+    }
+    # the planted copies passed the filters: exact dedup takes p/051, near dedup p/050
+    assert set(by_stage) == {"filter", "dedup", "near_dedup"}
+    (exact,) = by_stage["dedup"].values()
+    assert (exact["train_id"], exact["duplicate_of"]) == ("p/051", "p/007")
+    (near,) = by_stage["near_dedup"].values()
+    assert (near["train_id"], near["duplicate_of"]) == ("p/050", "p/004")
+    kind, estimate = near["reason"].rsplit(" ", 1)  # of 25 / 27 = 0.93 (shingles shared)
+    assert kind == "minhash jaccard" and 0.8 <= float(estimate) <= 1
+    assert (part["duplicates_removed"], part["near_duplicates_removed"]) == (1, 1)
+    kept = {r["id"] for r in read_records(out / "train.parquet")}
+    assert kept == {f"p/{i:03d}" for i in range(20)} - rate_0
     assert len(kept) + len(removed) == 32
-    assert not kept & {r["train_id"] for r in removed}
-    for r in train:
-        meta = json.loads(r["meta"])
-        assert meta["pass_rate"] >= 0.25 and len(r["solution"]) <= 100
 
 
 def test_recipe_near_dedup_removes_the_edited_copy(tmp_path):

@@ -16,9 +16,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-torch = pytest.importorskip("torch")
-
-from test_training import TINY_MODEL, arithmetic_rows, student_spec  # noqa: E402
+import torch  # noqa: E402  (a core dependency: no skip without it)
+from helpers import TINY_MODEL, arithmetic_rows, student_spec  # noqa: E402
 
 from mathrecipes.config import ModelSpec  # noqa: E402
 from mathrecipes.records import write_records  # noqa: E402

@@ -1,5 +1,6 @@
 """The hf and local sources through ingest, and the `mathrecipes ingest` command."""
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -79,7 +80,9 @@ def test_cli_ingest(tmp_path, shared_data, capsys):
     path = str(shared_data / "eval/gsm8k/test.jsonl")
     assert main(["ingest", path, "--format", "gsm8k", "--name", "gsm8k", "-o", str(out), "-q"]) == 0
     assert "1319 rows, 0 quarantined; answer types: integer 1319" in capsys.readouterr().out
-    assert out.with_name("gsm8k.manifest.json").exists()
+    manifest = json.loads(out.with_name("gsm8k.manifest.json").read_text())
+    assert manifest["stage"] == "ingest" and manifest["summary"]["rows"] == 1319
+    assert set(manifest["outputs"]) == {str(out), str(out.with_name("gsm8k.quarantine.parquet"))}
     assert main(["ingest", path, "--format", "nope", "-o", str(out)]) == 2
     assert "unknown format 'nope'" in capsys.readouterr().err
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from test_workflow import TINY, J, pkg_env, planned_jobs, run_snakemake  # noqa: F401 (a fixture)
+from helpers import TINY, J, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.slow  # five Snakemake dry runs
 
@@ -26,7 +26,7 @@ def model_folder(path):
     return path
 
 
-def test_local_model_files_code_and_resources_in_the_rerun_rule(tmp_path, pkg_env):  # noqa: F811
+def test_local_model_files_code_and_resources_in_the_rerun_rule(tmp_path, pkg_env):
     src, env = pkg_env
     work = tmp_path
     judge = {"backend": "hf", "model": str(model_folder(work / "judge"))}

@@ -2,7 +2,7 @@
 files, config keys, and the rerun rule for prompt edits.
 
 The hf teacher here is a real ``LlamaForCausalLM`` run by the real backend, with weights set by
-hand so that it is a tiny Markov chain over tokens (:func:`chain_model`): every layer adds
+hand so that it is a tiny Markov chain over tokens (``helpers.chain_model``): every layer adds
 nothing to the residual stream, so the next token depends on the current token only. From the
 end of any prompt it writes ``Step 1: add. \\boxed{7}`` or ``... \\boxed{8}``, the two equally
 likely at ``{``: a teacher whose answer to everything is 7 or 8, as its sampling seed decides.
@@ -13,24 +13,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import yaml
+from helpers import (
+    CHAIN,
+    J,
+    assert_accounted,
+    chain_model,
+    hf_teacher,
+    planned_jobs,
+    row_meta,
+    run_shard,
+    run_snakemake,
+    sums,
+    synthesis_spec,
+)
 
-from mathrecipes.config import ConfigError, SynthesisSpec, load_config, plain
+from mathrecipes.config import ConfigError, SynthesisSpec, load_config
 from mathrecipes.ingest import ingest
 from mathrecipes.records import read_records, write_records
 from mathrecipes.synthesis import (
-    REJECT_FIELDS,
     AnswerChecker,
     Prompt,
     PromptError,
     prompt_refs,
-    synthesize_shard,
 )
 from mathrecipes.synthesis.distill import vote
 from mathrecipes.synthesis.prompts import resolve_prompt_path
@@ -46,37 +54,11 @@ BUILTIN = dict(
 TEACHER = {"backend": "builtin", "error_rate": 0.3, "seed": 0}
 
 
-def spec(**kw) -> dict:
-    """A synthesis spec as the workflow passes it (validated, defaults filled in)."""
-    kw.setdefault("from", "arith")
-    kw.setdefault("shards", 1)
-    return plain(SynthesisSpec.model_validate(kw))
-
-
-def run(tmp_path, name, sp, inputs, **kw):
-    out, rej = tmp_path / f"{name}.parquet", tmp_path / f"{name}.rejects.parquet"
-    summary = synthesize_shard(name, sp, inputs, 0, out, rej, progress=False, **kw)
-    return summary, read_records(out), pq.read_table(rej).to_pylist()
-
-
-def meta(row) -> dict:
-    return json.loads(row["meta"])
-
-
 @pytest.fixture(scope="module")
 def arith(tmp_path_factory):
     d = tmp_path_factory.mktemp("arith")
     ingest("arith", BUILTIN, d / "arith.parquet", d / "q.parquet", progress=False)
     return d / "arith.parquet"
-
-
-def assert_accounted(rows, kept, rejects, per_row):
-    """Every sample of every input row is one kept or one rejected row."""
-    seen = [(meta(r)["parent_id"], meta(r)["sample"]) for r in kept]
-    seen += [(r["parent_id"], r["attempt"]) for r in rejects]
-    assert sorted(seen) == sorted((r["id"], j) for r in rows for j in range(per_row))
-    assert all(r["reason"].split(":")[0] and ": " in r["reason"] for r in rejects)
-    assert all(set(r) == set(REJECT_FIELDS) for r in rejects)
 
 
 # ------------------------------------------------------------------ prompts and config
@@ -110,13 +92,13 @@ def test_prompt_file_format(tmp_path):
 
 def test_prompt_refs_defaults_and_resolution(tmp_path, monkeypatch):
     hf = {"backend": "hf", "model": "m", "temperature": 0.7}
-    assert prompt_refs(spec()) == {}  # builtin teacher: no prompt
-    assert prompt_refs(spec(teacher=hf)) == {"prompt": "prompts/distill/default.txt"}
-    assert prompt_refs(spec(method="structure")) == {}  # rule-based splitter
-    assert prompt_refs(spec(method="structure", splitter="teacher", teacher=hf, prompt="x.md")) == {
-        "prompt": "x.md"
-    }
-    assert prompt_refs(spec(method="rephrase", teacher=hf)) == {
+    assert prompt_refs(synthesis_spec()) == {}  # builtin teacher: no prompt
+    assert prompt_refs(synthesis_spec(teacher=hf)) == {"prompt": "prompts/distill/default.txt"}
+    assert prompt_refs(synthesis_spec(method="structure")) == {}  # rule-based splitter
+    assert prompt_refs(
+        synthesis_spec(method="structure", splitter="teacher", teacher=hf, prompt="x.md")
+    ) == {"prompt": "x.md"}
+    assert prompt_refs(synthesis_spec(method="rephrase", teacher=hf)) == {
         "prompt": "prompts/rephrase/default.txt",
         "solve_prompt": "prompts/distill/default.txt",
     }
@@ -144,7 +126,7 @@ def test_config_method_keys_and_teachers():
         with pytest.raises(ValueError, match=message):
             SynthesisSpec.model_validate({"from": "a", **raw})
     # a method's parameters hold its own keys only
-    assert set(spec(method="structure")) == {
+    assert set(synthesis_spec(method="structure")) == {
         "from",
         "method",
         "teacher",
@@ -152,7 +134,7 @@ def test_config_method_keys_and_teachers():
         "prompt",
         "splitter",
     }
-    got = spec(method="rephrase", teacher={**hf, "temperature": 0.8}, n_rephrasings=3)
+    got = synthesis_spec(method="rephrase", teacher={**hf, "temperature": 0.8}, n_rephrasings=3)
     assert got["teacher"]["backend"] == "hf" and got["n_rephrasings"] == 3 and "samples" not in got
     raw = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     raw["synthesis"]["distilled"]["teacher"] = {"backend": "hf", "max_new_tokens": 0}
@@ -171,10 +153,10 @@ def test_builtin_distill_one_sample_keeps_what_the_teacher_solves(arith, tmp_pat
     """samples: 1 with the builtin teacher keeps exactly the rows it solves without a slip, with
     the solution it writes for the row's id (what distill did before samples existed)."""
     rows = read_records(arith)
-    summary, kept, rejects = run(tmp_path, "d", spec(teacher=TEACHER), [arith])
+    summary, kept, rejects = run_shard(tmp_path, "d", synthesis_spec(teacher=TEACHER), [arith])
     teacher = BuiltinTeacher(error_rate=0.3, seed=0)
     expected = {r["id"]: teacher.solve(r["problem"], key=r["id"]) for r in rows}
-    assert {meta(r)["parent_id"]: r["solution"] for r in kept} == {
+    assert {row_meta(r)["parent_id"]: r["solution"] for r in kept} == {
         i: out.solution for i, out in expected.items() if out.ok
     }
     assert {r["id"] for r in kept} == {f"d/{i}" for i, out in expected.items() if out.ok}
@@ -183,7 +165,7 @@ def test_builtin_distill_one_sample_keeps_what_the_teacher_solves(arith, tmp_pat
     }
     assert_accounted(rows, kept, rejects, 1)
     assert summary["input_rows"] == summary["kept"] + summary["rejected"] == 80
-    m = meta(kept[0])
+    m = row_meta(kept[0])
     assert m["verified"] is True and m["pass_rate"] == 1.0 and m["n_samples"] == 1
     assert m["teacher"] == TEACHER and m["prompt"] is None and m["method"] == "distill"
     assert m["sampling"] == {"seed": 0, "key": m["parent_id"]} and m["root_id"] == m["parent_id"]
@@ -192,7 +174,9 @@ def test_builtin_distill_one_sample_keeps_what_the_teacher_solves(arith, tmp_pat
 def test_builtin_distill_k_samples_gives_a_real_pass_rate(arith, tmp_path):
     rows = read_records(arith)
     k = 4
-    summary, kept, rejects = run(tmp_path, "d", spec(teacher=TEACHER, samples=k), [arith])
+    summary, kept, rejects = run_shard(
+        tmp_path, "d", synthesis_spec(teacher=TEACHER, samples=k), [arith]
+    )
     teacher = BuiltinTeacher(error_rate=0.3, seed=0)
     passes = {
         r["id"]: [teacher.solve(r["problem"], key=r["id"] if j == 0 else f"{r['id']}#{j}").ok
@@ -201,10 +185,10 @@ def test_builtin_distill_k_samples_gives_a_real_pass_rate(arith, tmp_path):
     }  # fmt: skip
     assert_accounted(rows, kept, rejects, k)
     for r in kept:
-        m = meta(r)
+        m = row_meta(r)
         assert m["pass_rate"] == sum(passes[m["parent_id"]]) / k
         assert m["sample"] == passes[m["parent_id"]].index(True)  # the first passing sample
-    kept_parents = {meta(r)["parent_id"] for r in kept}
+    kept_parents = {row_meta(r)["parent_id"] for r in kept}
     assert kept_parents == {i for i, p in passes.items() if any(p)}
     rates = {sum(p) / k for p in passes.values()}
     assert len(rates) >= 3 and 0 < summary["mean_pass_rate"] < 1  # a real spread
@@ -221,8 +205,8 @@ def test_builtin_distill_consistent_needs_no_gold(arith, tmp_path):
     blank = tmp_path / "nogold.parquet"
     write_records([{**r, "answer": ""} for r in rows], blank)
     k = 5
-    sp = spec(teacher=TEACHER, samples=k, keep="consistent", min_agreement=0.6)
-    _, kept, rejects = run(tmp_path, "c", sp, [blank])
+    sp = synthesis_spec(teacher=TEACHER, samples=k, keep="consistent", min_agreement=0.6)
+    _, kept, rejects = run_shard(tmp_path, "c", sp, [blank])
     assert_accounted(rows, kept, rejects, k)
     teacher = BuiltinTeacher(error_rate=0.3, seed=0)
     ok = {
@@ -232,14 +216,14 @@ def test_builtin_distill_consistent_needs_no_gold(arith, tmp_path):
     }  # fmt: skip
     assert kept, "some rows reach the agreement threshold"
     for r in kept:
-        m = meta(r)
+        m = row_meta(r)
         assert r["answer"] == gold[m["parent_id"]]  # the majority is the true answer
         assert m["agreement"] == ok[m["parent_id"]] / k >= 0.6
         assert m["pass_rate"] is None and m["verified"] is None and m["parent_answer"] is None
     low = {r["parent_id"] for r in rejects if r["reason"].startswith("no_consensus")}
     assert low == {i for i, n in ok.items() if 0 < n < 3}
     # keep: verified cannot work without gold
-    _, kept, rejects = run(tmp_path, "v", spec(teacher=TEACHER), [blank])
+    _, kept, rejects = run_shard(tmp_path, "v", synthesis_spec(teacher=TEACHER), [blank])
     assert not kept and {r["reason"].split(":")[0] for r in rejects} >= {"no_gold"}
 
 
@@ -287,14 +271,16 @@ def test_structure_rules_splitter():
 def test_structure_rules_after_distill_chain(arith, tmp_path):
     """distill (builtin) -> structure (rules): labelled steps, same answers; an answer-only
     solution has no steps to structure."""
-    _, distilled, _ = run(tmp_path, "d", spec(teacher={**TEACHER, "error_rate": 0.0}), [arith])
-    _, kept, rejects = run(tmp_path, "s", spec(method="structure", **{"from": "d"}),
-                           [tmp_path / "d.parquet"])  # fmt: skip
+    _, distilled, _ = run_shard(
+        tmp_path, "d", synthesis_spec(teacher={**TEACHER, "error_rate": 0.0}), [arith]
+    )
+    structure = synthesis_spec(method="structure", **{"from": "d"})
+    _, kept, rejects = run_shard(tmp_path, "s", structure, [tmp_path / "d.parquet"])
     assert_accounted(distilled, kept, rejects, 1)
     assert len(kept) == len(distilled) and not rejects
     by_parent = {r["id"]: r for r in distilled}
     for r in kept:
-        m = meta(r)
+        m = row_meta(r)
         parent = by_parent[m["parent_id"]]
         lines = r["solution"].splitlines()
         assert lines[0].startswith("Goal: How many") and lines[0].endswith("?")
@@ -303,22 +289,22 @@ def test_structure_rules_after_distill_chain(arith, tmp_path):
         assert lines[1] == f"Step 1: Compute {parent['solution'].split(' = ')[0]}."
         assert lines[2] == f"Computation: {parent['solution'].splitlines()[0]}"
         assert r["answer"] == parent["answer"] and r["problem"] == parent["problem"]
-        assert m["root_id"] == meta(parent)["parent_id"] and m["teacher"] is None
+        assert m["root_id"] == row_meta(parent)["parent_id"] and m["teacher"] is None
         assert m["splitter"] == "rules" and m["original_answer"] == parent["answer"]
-    _, kept, rejects = run(tmp_path, "raw", spec(method="structure"), [arith])
+    _, kept, rejects = run_shard(tmp_path, "raw", synthesis_spec(method="structure"), [arith])
     assert not kept and {r["reason"].split(":")[0] for r in rejects} == {"no_steps"}
 
 
 def test_builtin_rephrase_keeps_the_answer(arith, tmp_path):
     rows = read_records(arith)
-    sp = spec(method="rephrase", n_rephrasings=2, teacher={**TEACHER, "error_rate": 0.1})
-    summary, kept, rejects = run(tmp_path, "r", sp, [arith])
+    sp = synthesis_spec(method="rephrase", n_rephrasings=2, teacher={**TEACHER, "error_rate": 0.1})
+    summary, kept, rejects = run_shard(tmp_path, "r", sp, [arith])
     assert_accounted(rows, kept, rejects, 2)
     teacher = BuiltinTeacher()
     by_id = {r["id"]: r for r in rows}
     assert len(kept) > len(rows)  # most rows get two new wordings
     for r in kept:
-        m = meta(r)
+        m = row_meta(r)
         parent = by_id[m["parent_id"]]
         assert r["id"] == f"r/{parent['id']}#{m['sample']}"
         assert r["problem"] != parent["problem"] and r["answer"] == parent["answer"]
@@ -331,81 +317,10 @@ def test_builtin_rephrase_keeps_the_answer(arith, tmp_path):
 
 # ------------------------------------------------------------------ the hf teacher
 
-CHAIN = "Step 1: add. \\boxed{7}"
-
-
-def chain_model(folder: Path, chat_template: str | None = None) -> Path:
-    """A Llama that writes CHAIN (the 7 or an 8 at random) after any prompt ending in a blank
-    line, then its eos (see the module docstring)."""
-    from mathrecipes.training.tokenizer import train_bpe_tokenizer
-
-    texts = [CHAIN, CHAIN.replace("7", "8"), "What is 3 + 4?\n\n", "Rephrase it.\n\n"] * 20
-    tok = train_bpe_tokenizer(texts, vocab_size=300)
-    path = tok(CHAIN, add_special_tokens=False)["input_ids"]
-    eight = tok.convert_tokens_to_ids("8")
-    assert len(set(path)) == len(path) and eight not in path
-    after = {a: [b] for a, b in zip(path, path[1:], strict=False)}
-    after[path[-1]] = [tok.eos_token_id]
-    after[path[-3]] = [path[-2], eight]  # "{" -> "7" | "8"
-    after[eight] = [path[-1]]
-    for end in ("Ċ", "ĊĊ"):  # a prompt's trailing blank line
-        if tok.convert_tokens_to_ids(end) is not None:
-            after[tok.convert_tokens_to_ids(end)] = [path[0]]
-    model = markov_llama(tok, after, max_positions=1024)
-    if chat_template:
-        tok.chat_template = chat_template
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
-def markov_llama(tok, after: dict[int, list[int]], max_positions: int):
-    """A 1-layer Llama whose next token depends on the current token only: after token ``t``
-    one of ``after[t]``, equally likely (layers add nothing to the residual stream, which is
-    the current token's one-hot embedding)."""
-    import torch
-
-    from mathrecipes.training.model import build_scratch_model
-
-    dims = {t: i for i, t in enumerate(after)}
-    assert len(dims) <= 64, "more states than hidden dimensions"
-    model_spec = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, max_position_embeddings=max_positions,
-                      rope_theta=10000.0, tie_word_embeddings=False)  # fmt: skip
-    model = build_scratch_model(model_spec, tok, seed=0)
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        model.model.embed_tokens.weight.zero_()
-        model.lm_head.weight.zero_()
-        for t, nexts in after.items():
-            model.model.embed_tokens.weight[t, dims[t]] = 1.0
-            for n in nexts:
-                model.lm_head.weight[n, dims[t]] = 10.0
-    return model
-
 
 @pytest.fixture(scope="module")
 def chain_dir(tmp_path_factory):
     return chain_model(tmp_path_factory.mktemp("chain") / "teacher")
-
-
-def hf(folder, **kw) -> dict:
-    return {"backend": "hf", "model": str(folder), "max_new_tokens": 16, "temperature": 1.0,
-            "batch_size": 4, **kw}  # fmt: skip
-
-
-def sums(tmp_path) -> Path:
-    """Rows with gold 7, 8 and 10: the chain teacher gets the first two right half the time."""
-    rows = [
-        {"id": f"s/{i}", "source": "s", "problem": f"What is {a} + {b}?",
-         "solution": f"{a} + {b} = {a + b}\n\\boxed{{{a + b}}}", "answer": str(a + b),
-         "answer_type": "integer", "meta": "{}"}
-        for i, (a, b) in enumerate([(3, 4), (4, 4), (5, 5), (2, 5), (1, 7), (6, 4)])
-    ]  # fmt: skip
-    write_records(rows, tmp_path / "sums.parquet")
-    return tmp_path / "sums.parquet"
 
 
 def test_hf_backend_decodes_seeded_batched_and_cached(chain_dir, tmp_path):
@@ -415,13 +330,13 @@ def test_hf_backend_decodes_seeded_batched_and_cached(chain_dir, tmp_path):
         return [GenRequest(key=f"r{i}", messages=(("user", f"What is {i} + 4?"),), max_tokens=12,
                            temperature=1.0, seed=1000 + i, **kw) for i in range(n)]  # fmt: skip
 
-    backend = HFBackend(hf(chain_dir, batch_size=8))
+    backend = HFBackend(hf_teacher(chain_dir, batch_size=8))
     out = backend.generate(reqs(16), progress=False)
     assert {r.text for r in out} == {CHAIN, CHAIN.replace("7", "8")}  # both answers occur
     assert all(r.ok and r.finish_reason == "stop" for r in out)
     assert out[0].usage["completion_tokens"] == 11  # 10 tokens and the eos
     # a request's sample depends on its seed only, not on its batch
-    alone = HFBackend(hf(chain_dir, batch_size=1)).generate(reqs(16), progress=False)
+    alone = HFBackend(hf_teacher(chain_dir, batch_size=1)).generate(reqs(16), progress=False)
     assert [r.text for r in alone] == [r.text for r in out]
     assert [r.text for r in backend.generate(reqs(16), progress=False)] == [r.text for r in out]
     # greedy: the lower token id of the tie, always
@@ -436,9 +351,11 @@ def test_hf_backend_decodes_seeded_batched_and_cached(chain_dir, tmp_path):
     long = backend.generate([long], progress=False)
     assert long[0].error.startswith("prompt_too_long")
     # the response cache: a second backend (a rerun) generates nothing
-    cached = HFBackend(hf(chain_dir), cache_dir=tmp_path / "cache")
+    cached = HFBackend(hf_teacher(chain_dir), cache_dir=tmp_path / "cache")
     first = cached.generate(reqs(6), progress=False)
-    again = HFBackend(hf(chain_dir), cache_dir=tmp_path / "cache").generate(reqs(6), progress=False)
+    again = HFBackend(hf_teacher(chain_dir), cache_dir=tmp_path / "cache").generate(
+        reqs(6), progress=False
+    )
     assert [r.text for r in again] == [r.text for r in first] and all(r.cached for r in again)
     d = backend.describe()
     assert d["backend"] == "hf" and d["fingerprint"] and d["chat_template"] is False
@@ -452,7 +369,7 @@ def test_hf_backend_uses_the_chat_template(tmp_path):
         "{% if add_generation_prompt %}assistant:\n\n{% endif %}"
     )
     folder = chain_model(tmp_path / "chat", chat_template=template)
-    backend = HFBackend(hf(folder))
+    backend = HFBackend(hf_teacher(folder))
     chat = (("system", "Be brief."), ("user", "What is 3 + 4?"))
     req = GenRequest(key="a", messages=chat, max_tokens=12)
     text = backend.tokenizer.apply_chat_template(req.chat(), add_generation_prompt=True,
@@ -467,50 +384,51 @@ def test_hf_distill_verified_and_consistent(chain_dir, tmp_path):
     data = sums(tmp_path)
     rows = read_records(data)
     k = 6
-    summary, kept, rejects = run(tmp_path, "d", spec(teacher=hf(chain_dir), samples=k), [data],
-                                 cache_dir=tmp_path / "cache")  # fmt: skip
+    sp = synthesis_spec(teacher=hf_teacher(chain_dir), samples=k)
+    summary, kept, rejects = run_shard(tmp_path, "d", sp, [data], cache_dir=tmp_path / "cache")
     assert_accounted(rows, kept, rejects, k)
     texts = {}  # (row, sample) -> the answer the teacher wrote
     for r in rejects:
         texts[r["parent_id"], r["attempt"]] = r["output"][-2]
     for r in kept:
-        texts[meta(r)["parent_id"], meta(r)["sample"]] = r["solution"][-2]
+        texts[row_meta(r)["parent_id"], row_meta(r)["sample"]] = r["solution"][-2]
     assert set(texts.values()) == {"7", "8"}
     for row in rows:
         answers = [texts[row["id"], j] for j in range(k)]
         rate = sum(a == row["answer"] for a in answers) / k
-        mine = [r for r in kept if meta(r)["parent_id"] == row["id"]]
+        mine = [r for r in kept if row_meta(r)["parent_id"] == row["id"]]
         assert len(mine) == (rate > 0)
         if mine:
-            assert meta(mine[0])["pass_rate"] == rate and mine[0]["answer"] == row["answer"]
+            assert row_meta(mine[0])["pass_rate"] == rate and mine[0]["answer"] == row["answer"]
     assert 0 < summary["mean_pass_rate"] < 1
     assert summary["usage"]["requests"] == len(rows) * k
     mismatch = [r for r in rejects if r["reason"].startswith("answer_mismatch")]
     assert mismatch and all(r["prompt"] == "prompts/distill/default.txt" for r in rejects)
-    m = meta(kept[0])
+    m = row_meta(kept[0])
     sha = Prompt.load(REPO / "prompts/distill/default.txt").sha256
     assert m["prompt"] == {"path": "prompts/distill/default.txt", "sha256": sha}
     assert m["teacher"]["model"] == str(chain_dir) and m["teacher"]["fingerprint"]
     assert set(m["sampling"]) == {"max_tokens", "temperature", "top_p", "seed"}
     assert json.loads(rejects[0]["teacher"]) == m["teacher"] and rejects[0]["prompt_sha256"] == sha
     # a rerun answers from the cache: the same rows
-    _, again, _ = run(tmp_path, "d", spec(teacher=hf(chain_dir), samples=k), [data],
-                      cache_dir=tmp_path / "cache")  # fmt: skip
+    _, again, _ = run_shard(tmp_path, "d", sp, [data], cache_dir=tmp_path / "cache")
     assert again == kept
 
     # consistent: the majority of 7s and 8s, whatever the gold says
-    sp = spec(teacher=hf(chain_dir), samples=k, keep="consistent", min_agreement=0.5)
-    _, kept, rejects = run(tmp_path, "c", sp, [data], cache_dir=tmp_path / "cache")
+    sp = synthesis_spec(
+        teacher=hf_teacher(chain_dir), samples=k, keep="consistent", min_agreement=0.5
+    )
+    _, kept, rejects = run_shard(tmp_path, "c", sp, [data], cache_dir=tmp_path / "cache")
     assert_accounted(rows, kept, rejects, k)
     for row in rows:
         answers = [texts[row["id"], j] for j in range(k)]
         top = max(answers.count("7"), answers.count("8"))
-        mine = [r for r in kept if meta(r)["parent_id"] == row["id"]]
+        mine = [r for r in kept if row_meta(r)["parent_id"] == row["id"]]
         if answers.count("7") == answers.count("8"):
             assert not mine
         else:
             assert {r["answer"] for r in mine} == {max("78", key=answers.count)}
-            assert meta(mine[0])["agreement"] == top / k
+            assert row_meta(mine[0])["agreement"] == top / k
     kinds = {r["reason"].split(":")[0] for r in rejects}
     assert kinds <= {"minority", "duplicate", "no_consensus"} and "duplicate" in kinds
 
@@ -518,8 +436,8 @@ def test_hf_distill_verified_and_consistent(chain_dir, tmp_path):
 def test_hf_structure_rejects_a_changed_answer(chain_dir, tmp_path):
     data = sums(tmp_path)
     rows = read_records(data)
-    sp = spec(method="structure", splitter="teacher", teacher=hf(chain_dir))
-    _, kept, rejects = run(tmp_path, "s", sp, [data])
+    sp = synthesis_spec(method="structure", splitter="teacher", teacher=hf_teacher(chain_dir))
+    _, kept, rejects = run_shard(tmp_path, "s", sp, [data])
     assert_accounted(rows, kept, rejects, 1)
     for r in kept:
         assert r["solution"] == CHAIN.replace("7", r["answer"]) and r["answer"] in "78"
@@ -527,22 +445,24 @@ def test_hf_structure_rejects_a_changed_answer(chain_dir, tmp_path):
         assert r["reason"].startswith("answer_changed: rewritten '")
         assert r["prompt"] == "prompts/structure/default.txt"
     assert {r["parent_id"] for r in rejects} >= {"s/2", "s/5"}  # gold 10 is never written
-    short = spec(method="structure", splitter="teacher", teacher=hf(chain_dir, max_new_tokens=4))
-    _, kept, rejects = run(tmp_path, "t", short, [data])
+    short = synthesis_spec(
+        method="structure", splitter="teacher", teacher=hf_teacher(chain_dir, max_new_tokens=4)
+    )
+    _, kept, rejects = run_shard(tmp_path, "t", short, [data])
     assert not kept and {r["reason"].split(":")[0] for r in rejects} == {"truncated"}
 
 
 def test_hf_rephrase_verifies_with_the_solve_prompt(chain_dir, tmp_path):
     data = sums(tmp_path)
     rows = read_records(data)
-    sp = spec(method="rephrase", teacher=hf(chain_dir), n_rephrasings=2)
-    _, kept, rejects = run(tmp_path, "r", sp, [data])
+    sp = synthesis_spec(method="rephrase", teacher=hf_teacher(chain_dir), n_rephrasings=2)
+    _, kept, rejects = run_shard(tmp_path, "r", sp, [data])
     assert_accounted(rows, kept, rejects, 2)
     # the two wordings of a row are "... \boxed{7}" and "... \boxed{8}" or the same text twice
     kinds = {r["reason"].split(":")[0] for r in rejects}
     assert kinds <= {"duplicate", "answer_not_preserved"}
     for r in kept:
-        m = meta(r)
+        m = row_meta(r)
         assert r["problem"].startswith("Step 1: add.") and r["answer"] in ("7", "8")
         assert m["prompt"]["path"] == "prompts/rephrase/default.txt"
         assert m["solve_prompt"]["path"] == "prompts/distill/default.txt"
@@ -552,29 +472,19 @@ def test_a_changed_or_unusable_prompt_fails_the_job(chain_dir, tmp_path):
     data = sums(tmp_path)
     prompt = tmp_path / "p.txt"
     prompt.write_text("[user]\n{problem}\n")
-    sp = spec(teacher=hf(chain_dir), prompt=str(prompt))
+    sp = synthesis_spec(teacher=hf_teacher(chain_dir), prompt=str(prompt))
     with pytest.raises(PromptError, match="differs from the planned"):
-        run(tmp_path, "d", sp, [data], prompt_sha256={"prompt": "0" * 64})
+        run_shard(tmp_path, "d", sp, [data], prompt_sha256={"prompt": "0" * 64})
     prompt.write_text("[user]\nSolve it.\n")
     with pytest.raises(PromptError, match=r"synthesis\.d\.prompt .*p\.txt: missing placeholder"):
-        run(tmp_path, "d", sp, [data])
+        run_shard(tmp_path, "d", sp, [data])
 
 
 # ------------------------------------------------------------------ the rerun rule
 
 
-def _snakemake(work: Path, *args: str, env: dict):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(work), *args]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return proc
-
-
 @pytest.mark.slow
 def test_prompt_edit_reruns_only_the_entries_that_use_it(tmp_path, chain_dir):
-    from test_workflow import J, planned_jobs
-
     work = tmp_path / "work"
     (work / "prompts").mkdir(parents=True)
     shutil.copytree(chain_dir, work / "teacher")
@@ -584,7 +494,7 @@ def test_prompt_edit_reruns_only_the_entries_that_use_it(tmp_path, chain_dir):
     raw["datasets"] = {"arith": {**BUILTIN, "n": 20}}
     del raw["benchmarks"]["ood_test"]
     raw["benchmarks"]["id_test"]["n"] = 4
-    teacher = hf("teacher", max_new_tokens=12)
+    teacher = hf_teacher("teacher", max_new_tokens=12)
     raw["synthesis"] = {
         "dist_a": {"from": "arith", "teacher": teacher, "prompt": "prompts/a.txt", "keep": "all",
                    "shards": 1},
@@ -602,18 +512,18 @@ def test_prompt_edit_reruns_only_the_entries_that_use_it(tmp_path, chain_dir):
     config = work / "c.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    _snakemake(work, "--configfile", str(config), "--cores", "2", "all_recipes", env=env)
+    run_snakemake(work, "--configfile", str(config), "--cores", "2", "all_recipes", env=env)
     manifest = json.loads((work / "results/synth/dist_a/shard-0.manifest.json").read_text())
     sha = Prompt.load(work / "prompts" / "a.txt").sha256
     assert manifest["summary"]["prompts"]["prompt"]["sha256"] == sha
     assert str(Path("prompts") / "a.txt") in manifest["inputs"]
     assert len(read_records(work / "results/synth/ruled/shard-0.parquet")) > 0
-    nothing = _snakemake(work, "--configfile", str(config), "-n", "all_recipes", env=env)
+    nothing = run_snakemake(work, "--configfile", str(config), "-n", "all_recipes", env=env)
     assert planned_jobs(nothing.stdout) == set()
 
     with open(work / "prompts" / "a.txt", "a") as fh:
         fh.write("\nShow your work.\n")
-    dry = _snakemake(work, "--configfile", str(config), "-n", "all_recipes", env=env)
+    dry = run_snakemake(work, "--configfile", str(config), "-n", "all_recipes", env=env)
     assert planned_jobs(dry.stdout) == {
         J("synthesize_shard", synth="dist_a", shard=0),
         J("synthesize_shard", synth="chained", shard=0),

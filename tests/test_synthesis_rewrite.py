@@ -2,8 +2,8 @@
 pairs), each judged by an LLM with a rubric and a threshold, then MinHash near-dup removal.
 
 The teachers are real ``LlamaForCausalLM`` models run by the real ``hf`` backend, with weights
-set by hand so that each is a tiny Markov chain over tokens (:func:`markov_model`, the
-construction of ``test_synthesis_methods.chain_model``): whatever the prompt, the writer writes
+set by hand so that each is a tiny Markov chain over tokens (``helpers.markov_model``, the
+construction of ``helpers.chain_model``): whatever the prompt, the writer writes
 one of a few fixed texts, chosen at the branch points by the request's sampling seed.
 
 - the rewrite writer: ARTICLE ending in ``\\boxed{7}`` or ``\\boxed{8}`` (two near duplicates:
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from test_synthesis_methods import markov_llama
+from helpers import markov_model
 
 from mathrecipes.neardup import near_duplicates
 from mathrecipes.records import read_records, write_records
@@ -34,47 +34,6 @@ ARTICLE = (
 )
 PAIR = "Question: what is three plus four? Solution : count up \\boxed{7}"
 JUDGE = "Clear lesson. Score: 5"
-
-
-def markov_model(folder: Path, texts: list[str]) -> Path:
-    """A Llama whose next token depends on the current token only: after a prompt ending in a
-    blank line it writes one of ``texts`` (then its eos), branching wherever two texts part.
-    Checks that the chain writes exactly ``texts`` and nothing else."""
-    from mathrecipes.training.tokenizer import train_bpe_tokenizer
-
-    tok = train_bpe_tokenizer(
-        [*texts, "Some prompt.\n\n"] * 20, vocab_size=2000, model_max_length=4096
-    )
-    starts = [tok.convert_tokens_to_ids(t) for t in ("Ċ", "ĊĊ")]
-    starts = [t for t in starts if t is not None and t != tok.unk_token_id]
-    after: dict[int, list[int]] = {}
-
-    def link(a: int, b: int) -> None:
-        if b not in after.setdefault(a, []):
-            after[a].append(b)
-
-    for text in texts:
-        path = tok(text, add_special_tokens=False)["input_ids"]
-        for s in starts:
-            link(s, path[0])
-        for a, b in zip(path, path[1:], strict=False):
-            link(a, b)
-        link(path[-1], tok.eos_token_id)
-    # the chain writes exactly `texts`: enumerate its paths
-    outputs, stack = set(), [(starts[0], [])]
-    while stack:
-        t, seq = stack.pop()
-        assert len(seq) < 200, "the chain has a cycle"
-        for n in after[t]:
-            if n == tok.eos_token_id:
-                outputs.add(tok.decode(seq))
-            else:
-                stack.append((n, [*seq, n]))
-    assert outputs == set(texts), outputs
-    model = markov_llama(tok, after, max_positions=4096)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

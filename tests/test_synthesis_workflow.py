@@ -1,16 +1,20 @@
 """Every synthesis method through Snakemake against a real OpenAI-compatible server.
 
-``tests/configs/synth_openai.yaml`` (distill with k samples and ``keep: verified``, distill with
-``keep: consistent``, ``structure`` with the teacher as splitter, ``rephrase`` with verifying
-solves, ``rewrite`` and ``extract`` of raw text chunks with an LLM judge) runs as the
+``tests/configs/synth_openai.yaml`` (distill with k samples and ``keep: verified``, on problems
+the teacher never gets right and on problems it gets right half the time, distill with ``keep:
+consistent``, ``structure`` with the teacher as splitter, ``rephrase`` with verifying solves,
+``rewrite`` and ``extract`` of raw text chunks with an LLM judge, ``weakness``) runs as the
 ``all_synthesis`` target against ``transformers serve`` on loopback (``tests/openai_server.py``).
-The distill and structure entries talk to the tiny random model of ``tests/test_teacher_openai.py``,
-whose outputs are junk; rephrase, rewrite and extract (teacher and judge) to a second server whose
-model writes one of :data:`WRITER_TEXTS` whatever the prompt (a Markov chain, as in
-``tests/test_synthesis_rewrite.py``), so that their later steps run: the verifying solve, the
-judge, the near-duplicate removal. The test checks the plumbing and the accounting (every input
-row is in exactly one shard, every sample is one kept or one rejected row with its provenance)
-and that a rerun of the finished synthesis sends no request, counted by the servers.
+Both served models are hand-weighted Markov Llamas (``tests/helpers.py``). The distill and
+structure entries talk to the chain teacher (:func:`helpers.chain_model`), which answers every
+problem with :data:`helpers.CHAIN` ending in ``\\boxed{7}`` or ``\\boxed{8}``: its samples are
+kept exactly where the policy says (the gold answer, the majority, an unchanged answer), so the
+kept path runs through Snakemake and the openai backend and every kept row carries the served
+teacher. Rephrase, rewrite, extract and weakness (teacher and judge) talk to a second server
+whose model writes one of :data:`WRITER_TEXTS` whatever the prompt, so that their later steps
+run: the verifying solve, the judge, the near-duplicate removal. The test checks the accounting
+(every input row is in exactly one shard, every sample is one kept or one rejected row with its
+provenance) and that a rerun of the finished synthesis sends no request, counted by the servers.
 """
 
 from __future__ import annotations
@@ -24,9 +28,20 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from test_synthesis_rewrite import markov_model
-from test_teacher_openai import Server, model_dir  # noqa: F401 (a fixture)
-from test_workflow import J, pkg_env, planned_jobs, run_snakemake  # noqa: F401 (a fixture)
+from helpers import (
+    CHAIN,
+    KEY_ENV,
+    SUMS,
+    J,
+    Server,
+    chain_model,
+    markov_model,
+    planned_jobs,
+    require_serving,
+    run_snakemake,
+    serve_as_chat,
+    sum_rows,
+)
 
 from mathrecipes.records import NO_ANSWER, read_records
 from mathrecipes.synthesis import REJECT_FIELDS, Prompt, shard_of
@@ -35,44 +50,45 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "tests" / "configs" / "synth_openai.yaml"
 # samples per input row: each is one kept or one rejected row (extract: one pair per chunk, as
 # every text of the writer holds one)
-PER_ROW = {"distilled": 3, "relabeled": 3, "structured": 1, "rephrased": 2}
+PER_ROW = {"distilled": 3, "verified": 3, "relabeled": 3, "structured": 1, "rephrased": 2}
 PER_ROW.update(rewritten=1, extracted=1)  # weakness: check_weakness
 SAMPLING = {"max_tokens", "temperature", "top_p", "seed"}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+ANSWERED = ("problem", "solution", "answer")  # the fields of a sums.jsonl row (and its id)
 # What the writer model writes, whatever the prompt (the request's seed picks one): a rephrasing
 # (its "Question:" label is removed), a solve and an extracted pair (answer 7 or 8), an article,
 # and a judge's verdict (score 5 passes min_score 4, score 2 does not).
 WRITER = "Question: what is three plus four? Solution : count up \\boxed{A} Score B"
 WRITER_TEXTS = [WRITER.replace("A", a).replace("B", b) for a in "78" for b in "52"]
 ROLES = ("teacher", "judge")
-KEY_ENV = "MATHRECIPES_TEST_TEACHER_KEY"
+CHAINS = {CHAIN, CHAIN.replace("7", "8")}  # what the chain teacher writes
 PLANTED = f"sk-planted-{secrets.token_hex(16)}"  # an API key that must appear in no file
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # `pytest -m heavy` (not in the default run)
 
+require_serving()  # `transformers serve`: a skip without it, a failure under CI
+
+
+@pytest.fixture(scope="module")
+def chain_dir(tmp_path_factory) -> Path:
+    """The chain teacher, served: CHAIN with 7 or 8 after any chat (sampled at the branch)."""
+    return serve_as_chat(chain_model(tmp_path_factory.mktemp("chain") / "tiny-teacher"))
+
 
 @pytest.fixture(scope="module")
 def writer_dir(tmp_path_factory) -> Path:
-    """A tiny Llama that writes one of WRITER_TEXTS after any prompt ending in a blank line (its
-    chat template ends every message with one), sampling at the branch points."""
-    from transformers import AutoTokenizer, GenerationConfig
-
-    folder = markov_model(tmp_path_factory.mktemp("writer") / "tiny-writer", WRITER_TEXTS)
-    tok = AutoTokenizer.from_pretrained(folder)
-    tok.chat_template = "{% for m in messages %}{{ m['content'] }}\n\n{% endfor %}"
-    tok.save_pretrained(folder)
-    gen = GenerationConfig.from_pretrained(folder)
-    gen.do_sample = True  # else the server decodes greedily whatever the temperature
-    gen.save_pretrained(folder)
-    return folder
+    """A tiny Llama that writes one of WRITER_TEXTS after any chat, sampling at the branch
+    points."""
+    folder = tmp_path_factory.mktemp("writer") / "tiny-writer"
+    return serve_as_chat(markov_model(folder, WRITER_TEXTS))
 
 
 @pytest.fixture(scope="module")
-def synth_run(model_dir, writer_dir, pkg_env, tmp_path_factory):  # noqa: F811
+def synth_run(chain_dir, writer_dir, pkg_env, tmp_path_factory):
     """The config run once against live servers; yields (work, raw config, config path, env,
     servers by model folder)."""
     work = tmp_path_factory.mktemp("synth")
-    servers = {"tiny-teacher": Server(model_dir, work), "tiny-writer": Server(writer_dir, work)}
+    servers = {"tiny-teacher": Server(chain_dir, work), "tiny-writer": Server(writer_dir, work)}
     try:
         for srv in servers.values():
             srv.start(wait=False)
@@ -81,6 +97,9 @@ def synth_run(model_dir, writer_dir, pkg_env, tmp_path_factory):  # noqa: F811
         raw = yaml.safe_load(CONFIG.read_text())
         notes = raw["datasets"]["notes"]
         notes["path"] = str(REPO / notes["path"])
+        with open(work / raw["datasets"]["sums"]["path"], "w") as fh:
+            for i, r in enumerate(sum_rows()):
+                fh.write(json.dumps({"id": str(i), **{k: r[k] for k in ANSWERED}}) + "\n")
         for entry in raw["synthesis"].values():  # a copy each (the YAML shares one by an alias)
             for role in ROLES:
                 if role in entry:
@@ -123,12 +142,19 @@ def meta(row) -> dict:
 def test_every_row_kept_or_rejected_with_provenance(synth_run):
     work, raw, _, _, servers = synth_run
     res = work / "results"
-    inputs = {d: read_records(res / "datasets" / f"{d}.parquet") for d in ("arith", "notes")}
+    inputs = {
+        d: read_records(res / "datasets" / f"{d}.parquet") for d in ("arith", "sums", "notes")
+    }
     assert len(inputs["arith"]) == 10
+    assert not {r["answer"] for r in inputs["arith"]} & {"7", "8"}  # the chain teacher never fits
+    by_id = sorted(inputs["sums"], key=lambda r: int(r["id"].split("/")[1]))
+    assert [(r["problem"], r["answer"]) for r in by_id] == [
+        (f"What is {a} + {b}?", str(a + b)) for a, b in SUMS
+    ]
     # the raw text: 3 documents cut into 7 chunks of at most 400 characters, without answers
     assert len(inputs["notes"]) == 7 and {r["answer_type"] for r in inputs["notes"]} == {NO_ANSWER}
     assert all(len(r["problem"]) <= 400 and r["answer"] == "" for r in inputs["notes"])
-    sent = 0
+    sent, kept_by = 0, {}
     for name, entry in raw["synthesis"].items():
         if entry["method"] == "weakness":
             sent += check_weakness(name, entry, res, inputs[entry["from"]], servers)
@@ -137,7 +163,7 @@ def test_every_row_kept_or_rejected_with_provenance(synth_run):
         n_shards, k = entry["shards"], PER_ROW[name]
         srv = servers[entry["teacher"]["model"]]
         seen: list[tuple[str, int]] = []
-        kept_total = 0
+        all_kept, all_rejects = [], []
         for shard in range(n_shards):
             base = res / "synth" / name / f"shard-{shard}"
             kept = read_records(f"{base}.parquet")
@@ -178,16 +204,59 @@ def test_every_row_kept_or_rejected_with_provenance(synth_run):
             assert manifest["operational"]["teacher"]["concurrency"] == concurrency
             usage = summary["usage"]
             sent += usage["requests"] - usage["cached"]
-            kept_total += len(kept)
+            all_kept += kept
+            all_rejects += rejects
             if entry["method"] == "rephrase":
-                check_rephrase_solves(entry, len(mine), kept, rejects, usage)
+                check_rephrase_solves(entry, len(mine), kept, rejects, usage, rows)
             if entry["method"] in ("rewrite", "extract"):
                 check_judged(entry, len(mine), kept, rejects, summary)
         # every sample of every input row is exactly one kept or one rejected row
         assert sorted(seen) == sorted((r["id"], j) for r in rows for j in range(k)), name
-        if entry["method"] == "distill" and entry["keep"] == "verified":
-            assert kept_total <= len(rows)  # per_problem: 1
+        if entry["method"] in ("distill", "structure"):
+            kept_by[name] = check_chain_teacher(entry, rows, all_kept, all_rejects)
     assert sent == received(servers) > 0  # the servers saw each request once
+    # the kept path ran: rows were kept where the teacher's answer fits, none where it cannot
+    assert kept_by["distilled"] == 0  # no arith gold is 7 or 8
+    assert kept_by["verified"] > 0 and kept_by["structured"] > 0
+    assert kept_by["relabeled"] == len(inputs["arith"])  # 3 samples of 7 or 8: always a majority
+
+
+def check_chain_teacher(entry, rows, kept, rejects) -> int:
+    """What the chain teacher wrote for each sample (CHAIN with 7 or 8, in full), and that the
+    entry's policy kept exactly what it should of it; returns the number of kept rows."""
+    k = entry.get("samples", 1)
+    wrote = {(meta(r)["parent_id"], meta(r)["sample"]): r["solution"] for r in kept}
+    wrote |= {(r["parent_id"], r["attempt"]): r["output"] for r in rejects}
+    assert set(wrote.values()) <= CHAINS, set(wrote.values()) - CHAINS
+    answers = {row["id"]: [wrote[row["id"], j][-2] for j in range(k)] for row in rows}
+    gold = {row["id"]: row["answer"] for row in rows}
+    mine: dict[str, list] = {}
+    for r in kept:
+        mine.setdefault(meta(r)["parent_id"], []).append(r)
+    assert all(len(v) == 1 for v in mine.values())  # per_problem: 1
+    kinds = {r["reason"].split(":")[0] for r in rejects}
+    if entry["method"] == "structure":  # kept when the rewritten answer is the original one
+        assert set(mine) == {i for i, a in answers.items() if a[0] == gold[i]}
+        for i, (r,) in mine.items():
+            m = meta(r)
+            assert r["solution"] == CHAIN.replace("7", gold[i]) and r["answer"] == gold[i]
+            assert m["splitter"] == "teacher" and m["original_answer"] == gold[i]
+        assert kinds <= {"answer_changed"}
+    elif entry["keep"] == "verified":  # kept when a sample has the gold answer: the first one
+        assert set(mine) == {i for i, a in answers.items() if gold[i] in a}
+        for i, (r,) in mine.items():
+            m = meta(r)
+            assert r["answer"] == gold[i] and m["verified"] is True
+            assert m["sample"] == answers[i].index(gold[i])
+            assert m["pass_rate"] == answers[i].count(gold[i]) / k
+        assert kinds <= {"answer_mismatch", "duplicate"}
+    else:  # consistent: the majority of 3 answers, each 7 or 8, whatever the gold
+        assert set(mine) == set(gold)
+        for i, (r,) in mine.items():
+            top = max("78", key=answers[i].count)
+            assert r["answer"] == top and meta(r)["agreement"] == answers[i].count(top) / k
+        assert kinds <= {"minority", "duplicate"}
+    return len(kept)
 
 
 def check_weakness(name, entry, res, pool, servers) -> int:
@@ -235,10 +304,10 @@ def check_weakness(name, entry, res, pool, servers) -> int:
     return sent
 
 
-def check_rephrase_solves(entry, n_rows, kept, rejects, usage):
+def check_rephrase_solves(entry, n_rows, kept, rejects, usage, rows):
     """Every rephrasing the writer wrote is new (its label removed), so every one but a
     duplicate of the row's other rephrasing was solved by the teacher (solve_prompt) and graded:
-    kept, or rejected because the solve's answer (7 or 8) is not the gold one."""
+    kept when the solve's answer (7 or 8) is the row's gold one, else rejected."""
     n = entry["n_rephrasings"]
     duplicates = [r for r in rejects if r["reason"].startswith("duplicate: ")]
     solved = n_rows * n - len(duplicates)
@@ -246,10 +315,11 @@ def check_rephrase_solves(entry, n_rows, kept, rejects, usage):
     assert {r["reason"].split(":")[0] for r in rejects} <= {"duplicate", "answer_not_preserved"}
     assert len(kept) + len(rejects) - len(duplicates) == solved
     solve_sha = Prompt.load(REPO / "prompts" / "distill" / "default.txt").sha256
+    gold = {row["id"]: row["answer"] for row in rows}
     for r in kept:
         m = meta(r)
         assert m["verified"] and m["solve_prompt"]["sha256"] == solve_sha
-        assert set(m["solve_sampling"]) >= SAMPLING and r["answer"] in ("7", "8")
+        assert set(m["solve_sampling"]) >= SAMPLING and r["answer"] == gold[m["parent_id"]]
         assert r["problem"].startswith("what is three plus four?")
 
 

