@@ -33,6 +33,11 @@ def _alternatives(names):
     return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
 
 
+def _probed_splits():
+    """The training splits that weakness entries probe (rules/weakness.smk)."""
+    return {s.probe.dataset for s in CFG.synthesis.values() if s.method == "weakness"}
+
+
 wildcard_constraints:
     dataset=_alternatives(CFG.datasets),
     benchmark=_alternatives(CFG.benchmarks),
@@ -41,6 +46,7 @@ wildcard_constraints:
     student=_alternatives(CFG.students),
     seed=r"\d+",
     shard=r"\d+",
+    probe=_alternatives(_probed_splits()) or "(?!)",
 
 
 # ------------------------------------------------------------------ the path scheme

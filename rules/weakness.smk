@@ -15,8 +15,6 @@ rule probe_answers:
         log_file("probe_answers", PROBING),
     benchmark:
         runtime_file("probe_answers", PROBING)
-    wildcard_constraints:
-        probe=_alternatives(probe_datasets()) or "(?!)",
     conda:
         "../envs/train.yaml"
     threads: student_threads
@@ -45,8 +43,6 @@ rule probe_grades:
         log_file("probe_grades", PROBING),
     benchmark:
         runtime_file("probe_grades", PROBING)
-    wildcard_constraints:
-        probe=_alternatives(probe_datasets()) or "(?!)",
     conda:
         "../envs/grade.yaml"
     threads: grade_threads
