@@ -9,6 +9,35 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from mathrecipes.config.base import Strict
 
+# Keys every source kind that reads rows through a format adapter has (local, hf), and the
+# bad-row policy of every kind: declared once, used with their defaults in each class.
+Format = Annotated[str, Field(description="format adapter, see sources/formats.py")]
+Fields = Annotated[
+    dict[str, str],
+    Field(description="canonical field -> column in the rows read, applied before the adapter"),
+]
+AnswerType = Annotated[str | None, Field(description="override the adapter's answer type")]
+TextField = Annotated[
+    str | None,
+    Field(min_length=1, description="format text: the column holding the text (text)"),
+]
+ChunkChars = Annotated[
+    int | None,
+    Field(
+        ge=50,
+        description="format text: cut documents into chunks of at most this many characters "
+        "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
+    ),
+]
+Limit = Annotated[int | None, Field(gt=0, description="read only the first rows")]
+OnBadRow = Annotated[
+    Literal["fail", "quarantine"],
+    Field(
+        description="a row the adapter or the canonical schema rejects: fail the job naming its "
+        "file and row, or quarantine it (<name>.quarantine.parquet, counted in the manifest)"
+    ),
+]
+
 
 class BuiltinSource(Strict):
     """Procedural multi-step arithmetic word problems (ground truth by construction)."""
@@ -31,11 +60,7 @@ class BuiltinSource(Strict):
     max_value: int = Field(
         100, ge=10, description="every operand, intermediate result and answer is below this"
     )
-    on_bad_row: Literal["fail", "quarantine"] = Field(
-        "fail",
-        description="a row the adapter or the canonical schema rejects: fail the job naming its "
-        "file and row, or quarantine it (<name>.quarantine.parquet, counted in the manifest)",
-    )
+    on_bad_row: OnBadRow = "fail"
 
     @model_validator(mode="after")
     def _steps(self) -> BuiltinSource:
@@ -54,27 +79,13 @@ class LocalSource(Strict):
         description="a file or a glob, relative to the working directory (jsonl, json, parquet, "
         "csv; with format text also .txt and .md files, each one document)",
     )
-    format: str = Field("canonical", description="format adapter, see sources/formats.py")
-    fields: dict[str, str] = Field(
-        default_factory=dict,
-        description="canonical field -> column in the file, applied before the adapter",
-    )
-    answer_type: str | None = Field(None, description="override the adapter's answer type")
-    text_field: str | None = Field(
-        None, min_length=1, description="format text: the column holding the text (text)"
-    )
-    chunk_chars: int | None = Field(
-        None,
-        ge=50,
-        description="format text: cut documents into chunks of at most this many characters "
-        "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
-    )
-    limit: int | None = Field(None, gt=0, description="read only the first rows")
-    on_bad_row: Literal["fail", "quarantine"] = Field(
-        "fail",
-        description="a row the adapter or the canonical schema rejects: fail the job naming its "
-        "file and row, or quarantine it (<name>.quarantine.parquet, counted in the manifest)",
-    )
+    format: Format = "canonical"
+    fields: Fields = {}
+    answer_type: AnswerType = None
+    text_field: TextField = None
+    chunk_chars: ChunkChars = None
+    limit: Limit = None
+    on_bad_row: OnBadRow = "fail"
 
 
 class HFSource(Strict):
@@ -96,27 +107,13 @@ class HFSource(Strict):
         None, description="passed to datasets.load_dataset as it is"
     )
     streaming: bool = Field(False, description="stream the rows instead of downloading")
-    format: str = Field(description="format adapter, see sources/formats.py")
-    fields: dict[str, str] = Field(
-        default_factory=dict,
-        description="canonical field -> column in the dataset, applied before the adapter",
-    )
-    answer_type: str | None = Field(None, description="override the adapter's answer type")
-    text_field: str | None = Field(
-        None, min_length=1, description="format text: the column holding the text (text)"
-    )
-    chunk_chars: int | None = Field(
-        None,
-        ge=50,
-        description="format text: cut documents into chunks of at most this many characters "
-        "on paragraph boundaries (ids <doc id>#<k>); unset: one row per document",
-    )
-    limit: int | None = Field(None, gt=0, description="read only the first rows")
-    on_bad_row: Literal["fail", "quarantine"] = Field(
-        "fail",
-        description="a row the adapter or the canonical schema rejects: fail the job naming its "
-        "file and row, or quarantine it (<name>.quarantine.parquet, counted in the manifest)",
-    )
+    format: Format
+    fields: Fields = {}
+    answer_type: AnswerType = None
+    text_field: TextField = None
+    chunk_chars: ChunkChars = None
+    limit: Limit = None
+    on_bad_row: OnBadRow = "fail"
 
 
 SourceSpec = Annotated[BuiltinSource | LocalSource | HFSource, Field(discriminator="source")]
