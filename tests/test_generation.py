@@ -20,6 +20,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402  (a core dependency: no skip without it)
+from helpers import TINY_MODEL  # noqa: E402
 
 from mathrecipes import decoding, generation  # noqa: E402
 from mathrecipes.config import GenerationSpec, StudentSpec  # noqa: E402
@@ -38,13 +39,6 @@ COLUMNS = [
     "finish_reason",
     "seconds",
 ]
-TINY_MODEL = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "max_position_embeddings": 128,
-}
 
 
 def rows(n: int, seed: int, prefix: str, varied: bool = False) -> list[dict[str, str]]:
