@@ -41,10 +41,9 @@ from mathrecipes.answers import classify_answer_type
 from mathrecipes.grading import extract_answer
 from mathrecipes.synthesis.base import Context, MethodResult, Sample
 from mathrecipes.synthesis.judging import (
-    drop_near_duplicates,
     generate_from_text,
-    judge,
     judged_stats,
+    judged_unique,
     norm_text,
     strip_think,
 )
@@ -113,13 +112,12 @@ def extract(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
             values = {"problem": question, "solution": solution, "answer": answer}
             candidates.append((p, {**values, "text": s.extra["text"]}))
 
-    passed = judge(ctx, candidates, result.rejected)
-    kept = drop_near_duplicates(
+    kept = judged_unique(
         ctx,
-        passed,
+        candidates,
+        result.rejected,
         row_id=lambda p: f"{ctx.name}/{p.parent['id']}#{p.index}",
         text=lambda p: p.extra["question"],
-        rejected=result.rejected,
     )
     for p, info in kept:
         meta = {

@@ -169,6 +169,21 @@ def drop_near_duplicates(
     return [by_id[r["id"]] for r in kept]
 
 
+def judged_unique(
+    ctx: Context,
+    candidates: Sequence[tuple[Sample, Mapping[str, str]]],
+    rejected: list[dict[str, Any]],
+    *,
+    row_id: Callable[[Sample], str],
+    text: Callable[[Sample], str],
+) -> list[tuple[Sample, dict[str, Any]]]:
+    """The candidates the judge passes (:func:`judge`) that are no near duplicate of an earlier
+    one (:func:`drop_near_duplicates`), each with its ``meta.judge``; the others go to
+    ``rejected`` with their reason."""
+    passed = judge(ctx, candidates, rejected)
+    return drop_near_duplicates(ctx, passed, row_id=row_id, text=text, rejected=rejected)
+
+
 def judged_stats(ctx: Context) -> dict[str, Any]:
     return {
         "judge": getattr(ctx, "judge_info", None),

@@ -28,10 +28,9 @@ from __future__ import annotations
 
 from mathrecipes.synthesis.base import Context, MethodResult
 from mathrecipes.synthesis.judging import (
-    drop_near_duplicates,
     generate_from_text,
-    judge,
     judged_stats,
+    judged_unique,
     norm_text,
     strip_think,
 )
@@ -56,13 +55,12 @@ def rewrite(ctx: Context, rows: list[dict[str, str]]) -> MethodResult:
         s.extra["article"] = article
         candidates.append((s, {"article": article, "text": s.extra["text"]}))
 
-    passed = judge(ctx, candidates, result.rejected)
-    kept = drop_near_duplicates(
+    kept = judged_unique(
         ctx,
-        passed,
+        candidates,
+        result.rejected,
         row_id=lambda s: f"{ctx.name}/{s.parent['id']}",
         text=lambda s: s.extra["article"],
-        rejected=result.rejected,
     )
     for s, info in kept:
         meta = {"text_field": field, "judge": info}
