@@ -424,6 +424,9 @@ def test_keyboard_interrupt_stops_all_workers(monkeypatch):
     items = [GradeItem("hang", "5", "\\boxed{HANGME}")] + [
         GradeItem(str(i), str(i), f"\\boxed{{{i}}}") for i in range(5)
     ]
+    # Python keeps SIGINT ignored when it starts ignored (a background job of a shell without
+    # job control): give it the usual KeyboardInterrupt handler for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(2.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -434,6 +437,7 @@ def test_keyboard_interrupt_stops_all_workers(monkeypatch):
         pytest.fail(f"grade_items returned before the interrupt: {verdicts}")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert _grading_children() == []  # the hung worker too: killed and reaped
 
 
