@@ -13,28 +13,22 @@ machine). Prints figures only; nothing is asserted (tests/test_formats.py checks
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from mathrecipes.sources.formats import get_format
+from mathrecipes.sources.local import LocalSource
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MATHRECIPES_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEFAULT = ["eval/math/test.jsonl:math", "eval/gsm8k/test.jsonl:gsm8k"]
 
 
-def read_raw(path: Path) -> list[dict]:
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, list) else data.get("data", [])
-    if path.suffix == ".parquet":
-        return pq.read_table(path).to_pylist()
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def read_raw(path: Path, fmt: str) -> list[dict]:
+    """The file's raw rows, read as ingest reads them."""
+    spec = {"source": "local", "path": str(path), "format": fmt}
+    return [raw for _, raw in LocalSource(path.name, spec).rows()]
 
 
 def main() -> None:
@@ -45,7 +39,7 @@ def main() -> None:
     for spec in args.files:
         name, _, fmt = spec.rpartition(":")
         path = Path(name) if Path(name).is_absolute() else SHARED / name
-        raws = read_raw(path)
+        raws = read_raw(path, fmt)
         adapt = get_format(fmt).adapt
         best = float("inf")
         for _ in range(args.repeat):
