@@ -238,7 +238,7 @@ def test_slurm_run_gives_the_tables_of_a_local_run(slurm_and_local_runs):
     # Every completion and verdict too (only the timing columns differ between runs).
     for kind, columns in (
         ("generations", ["problem_id", "sample", "completion", "finish_reason"]),
-        ("grades", ["problem_id", "sample", "extracted", "verdict", "rule"]),
+        ("grades", ["problem_id", "sample", "extracted", "verdict", "rule", "answer_group"]),
     ):
         files = sorted(
             p.relative_to(local)
