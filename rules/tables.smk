@@ -1,4 +1,5 @@
-# Tables and figure: scores per recipe x benchmark, intervals over seeds, deltas vs the baseline.
+# Tables and figure: per recipe x benchmark and metric, paired intervals per problem against the
+# baseline, Holm-corrected verdicts, the benchmarks' reliability (mathrecipes.tables, docs/tables.md).
 
 
 rule make_tables:
@@ -13,6 +14,13 @@ rule make_tables:
             category="Results",
         ),
         markdown=f"{TABLES}/scores.md",
+        html=report(
+            f"{TABLES}/scores.html",
+            caption="../report/tables.rst",
+            category="Results",
+        ),
+        reliability=f"{TABLES}/reliability.csv",
+        agreement=f"{TABLES}/agreement.csv",
         latex=f"{TABLES}/scores.tex",
         per_seed=f"{TABLES}/per_seed.csv",
         provenance=f"{TABLES}/provenance.json",

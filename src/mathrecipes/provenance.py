@@ -44,7 +44,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("training", "prompting.py"),
     "generate": ("generation.py", "decoding", "prompting.py"),
     "grade": ("grading", "latex.py"),
-    "tables": ("tables.py",),
+    "tables": ("tables", "stats.py"),
 }
 
 # Packages whose versions are written into manifests.

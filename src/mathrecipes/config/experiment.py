@@ -100,6 +100,17 @@ class Config(Strict):
                 if b not in self.benchmarks:
                     problems.append(("tables.figure_benchmarks", f"unknown benchmark {b!r}"))
         problems.extend(self._cycles())
+        if self.tables.metrics != "auto":
+            for name in self.tables.metrics:
+                k = int(name.split("@")[1]) if "@" in name else 1
+                if k > self.generation.n_samples:
+                    problems.append(
+                        (
+                            "tables.metrics",
+                            f"{name} needs at least {k} samples per problem; "
+                            f"generation.n_samples is {self.generation.n_samples}",
+                        )
+                    )
         for name, spec in self.benchmarks.items():
             if isinstance(spec, BuiltinSource) and spec.split != "test":
                 problems.append(
