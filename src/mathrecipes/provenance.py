@@ -42,7 +42,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "weakness_seeds": ("embedding.py", "synthesis/weakness.py"),
     "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
     "train": ("training", "prompting.py"),
-    "generate": ("generation.py", "decoding", "prompting.py"),
+    "generate": ("generation.py", "decoding", "prompting.py", "resumable.py"),
     "grade": ("grading", "latex.py"),
     "tables": ("tables.py",),
 }
