@@ -1,4 +1,5 @@
-"""``generation``, ``grading`` and ``tables``: how the students are evaluated and reported."""
+"""``generation``, ``likelihood``, ``grading`` and ``tables``: how the students are evaluated and
+reported."""
 
 from __future__ import annotations
 
@@ -46,6 +47,22 @@ class GenerationSpec(Strict):
         if self.backend == "vllm" and self.attn_implementation != "auto":
             raise ValueError("attn_implementation applies to backend hf only (vLLM picks its own)")
         return self
+
+
+class LikelihoodSpec(Strict):
+    """The likelihood of each benchmark's reference solutions under every student: the summed
+    negative log-likelihood of the solution tokens given the prompt (teacher-forced, as in
+    training) and bits per byte (comparable across tokenizers). The dtype and attention
+    implementation are `generation`'s (generation.dtype, generation.attn_implementation)."""
+
+    enabled: bool = Field(
+        True,
+        description="score the reference solutions (benchmark rows with an empty solution are "
+        "left out); false: no likelihood jobs and no likelihood columns in the tables",
+    )
+    batch_size: int = Field(
+        32, gt=0, description="sequences per forward pass (prompt + solution, padded)"
+    )
 
 
 class GradingSpec(Strict):

@@ -7,7 +7,12 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from mathrecipes.config.base import ConfigError, Name, Strict
-from mathrecipes.config.evaluation import GenerationSpec, GradingSpec, TablesSpec
+from mathrecipes.config.evaluation import (
+    GenerationSpec,
+    GradingSpec,
+    LikelihoodSpec,
+    TablesSpec,
+)
 from mathrecipes.config.recipes import RecipeSpec
 from mathrecipes.config.sources import (
     SOURCE_TAGS,
@@ -49,6 +54,10 @@ class Config(Strict):
     students: dict[Name, StudentSpec] = Field(min_length=1, description="student models, by name")
     generation: GenerationSpec = Field(
         default_factory=GenerationSpec, description="how the students answer the benchmarks"
+    )
+    likelihood: LikelihoodSpec = Field(
+        default_factory=LikelihoodSpec,
+        description="how likely each student finds the benchmarks' reference solutions",
     )
     grading: GradingSpec = Field(
         default_factory=GradingSpec, description="how the answers are graded"
