@@ -110,6 +110,10 @@ class Config(Strict):
                     problems.append(("tables.figure_benchmarks", f"unknown benchmark {b!r}"))
         problems.extend(self._cycles())
         if self.tables.metrics != "auto":
+            if "bpb" in self.tables.metrics and not self.likelihood.enabled:
+                problems.append(
+                    ("tables.metrics", "bpb needs the likelihood rule (likelihood.enabled: true)")
+                )
             for name in self.tables.metrics:
                 k = int(name.split("@")[1]) if "@" in name else 1
                 if k > self.generation.n_samples:

@@ -201,7 +201,10 @@ def _likelihood(group: Group, recipes: Sequence[str], files: Mapping) -> None:
             if not path or not Path(path).exists():
                 group.notes.append("bpb: no likelihood file (likelihood.enabled is false?)")
                 return
-            frames[(r, s)] = pl.read_parquet(path, columns=["problem_id", "nll", "bytes"])
+            # a row whose prompt alone fills the student's window scored nothing (bytes 0)
+            frames[(r, s)] = pl.read_parquet(
+                path, columns=["problem_id", "nll", "bytes"]
+            ).filter(pl.col("bytes") > 0)
     if all(f.height == 0 for f in frames.values()):
         group.notes.append(f"bpb: benchmark {group.benchmark} has no reference solutions; skipped")
         return
@@ -210,7 +213,7 @@ def _likelihood(group: Group, recipes: Sequence[str], files: Mapping) -> None:
     by_recipe: dict[str, list[np.ndarray]] = {}
     for (r, _s), f in sorted(frames.items()):
         f = index.join(f, on="problem_id", how="left")
-        bpb = f["nll"].to_numpy() / LN2 / np.maximum(f["bytes"].to_numpy(), 1)
+        bpb = f["nll"].to_numpy() / LN2 / f["bytes"].to_numpy()
         by_recipe.setdefault(r, []).append(bpb)
     group.values["bpb"] = {r: np.column_stack(cols) for r, cols in by_recipe.items()}
 
