@@ -202,9 +202,9 @@ def _likelihood(group: Group, recipes: Sequence[str], files: Mapping) -> None:
                 group.notes.append("bpb: no likelihood file (likelihood.enabled is false?)")
                 return
             # a row whose prompt alone fills the student's window scored nothing (bytes 0)
-            frames[(r, s)] = pl.read_parquet(
-                path, columns=["problem_id", "nll", "bytes"]
-            ).filter(pl.col("bytes") > 0)
+            frames[(r, s)] = pl.read_parquet(path, columns=["problem_id", "nll", "bytes"]).filter(
+                pl.col("bytes") > 0
+            )
     if all(f.height == 0 for f in frames.values()):
         group.notes.append(f"bpb: benchmark {group.benchmark} has no reference solutions; skipped")
         return
