@@ -384,7 +384,14 @@ def _variance_shares(by_recipe, within, samples, pooled, seeds) -> dict[str, flo
     total = sum(parts.values())
     if total <= 0:
         return {}
-    return {f"share_{name}": v / total for name, v in parts.items()}
+    shares = {f"share_{name}": v / total for name, v in parts.items()}
+    # not measurable: with one sample the sample noise is inside the problem part; with one
+    # seed the seed variance is unknown
+    if samples < 2:
+        shares["share_samples"] = None
+    if seeds < 2:
+        shares["share_seeds"] = None
+    return shares
 
 
 def agreement_rows(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -230,7 +230,10 @@ def reliability_markdown(reliability: pl.DataFrame, agreement: pl.DataFrame) -> 
         "The minimum detectable effect (MDE: the smallest true delta this design detects at "
         "alpha 0.05 with 80% power, in points or bits per byte), the signal-to-noise ratio "
         "(spread of the recipes' scores over one run's noise: seeds when there are two or "
-        "more, else the cells' standard error) and where a cell's variance comes from.",
+        "more, else the cells' standard error) and where a cell's variance comes from "
+        "(problems / samples / seeds, in %; `-` where the design cannot tell: with one sample "
+        "per problem the sample noise is inside the problem part, with one seed the seed "
+        "variance is unknown).",
         "",
         "| student | benchmark | metric | problems | samples | seeds | MDE | SNR | "
         "problems / samples / seeds |",
