@@ -7,7 +7,9 @@ edit its source the way a developer would.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 
 import polars as pl
@@ -56,6 +58,14 @@ def test_end_to_end_outputs(tiny_run):
     assert scores["accuracy"].is_between(0, 1).all()
     base = scores.filter(pl.col("recipe") == "more")
     assert (base["delta_vs_baseline"] == 0).all()
+    # one seed still gets intervals and verdicts (problems and samples only, and it says so)
+    assert scores["accuracy_lo"].null_count() == 0 and scores["interval"].null_count() == 0
+    others = scores.filter(pl.col("recipe") != "more")
+    assert set(others["verdict"]) <= {"better", "worse", "inconclusive"}
+    assert others["delta_lo"].null_count() == 0 and others["p_holm"].null_count() == 0
+    assert "problems and samples only" in (res / "tables" / "scores.md").read_text()
+    reliability = pl.read_csv(res / "tables" / "reliability.csv")
+    assert set(reliability["benchmark"]) == set(BENCHES) and "mde" in reliability.columns
     assert (res / "figures" / "accuracy_vs_size.png").stat().st_size > 1000
     assert "`more` (baseline)" in (res / "tables" / "scores.md").read_text()
 
@@ -239,9 +249,19 @@ def test_sampling_edit_regenerates_and_regrades_but_does_not_rescore(tiny_run):
     assert _dry_run_after(tiny_run, edit) == expected | TAIL
 
 
-def test_tables_setting_edit_reruns_only_the_tables(tiny_run):
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"figure_benchmarks": ["id_test"]},
+        {"metrics": ["accuracy"]},
+        {"alpha": 0.01},
+        {"bootstrap": 500, "seed": 3},
+    ],  # fmt: skip
+    ids=["figure_benchmarks", "metrics", "alpha", "bootstrap"],
+)
+def test_tables_setting_edit_reruns_only_the_tables(tiny_run, setting):
     def edit(raw):
-        raw["tables"]["figure_benchmarks"] = ["id_test"]
+        raw["tables"].update(setting)
 
     assert _dry_run_after(tiny_run, edit) == TAIL
 
@@ -410,6 +430,11 @@ def test_report_builds_from_the_tiny_run(tiny_run):
     run_snakemake(work, "--configfile", str(config), "--report", str(report), env=env)
     text = report.read_text(errors="replace")
     assert "accuracy_vs_size.png" in text and "scores.csv" in text
+    # the tables themselves, as an HTML page the report shows inline (not only a link to a file)
+    page = re.search(r'"data_uri": "data:text/html;[^"]*?base64,([^"]+)"', text)
+    assert page, "scores.html is not embedded as text/html"
+    html = base64.b64decode(page.group(1)).decode()
+    assert "<table>" in html and "`more` (baseline)" not in html and "(baseline)" in html
 
 
 def test_paper_config_dry_runs_offline(tmp_path, pkg_env):
