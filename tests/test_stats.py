@@ -142,6 +142,7 @@ def test_verdicts():
 def test_wilson_matches_the_formula_and_stays_inside_zero_one():
     lo, hi = stats.wilson(0, 30)
     assert lo == 0 and 0.10 < hi < 0.12  # the rule of three's neighbour, not [0, 0]
+    assert stats.wilson(0, 24)[0] == 0.0 and stats.wilson(24, 24)[1] == 1.0  # exactly
     lo, hi = stats.wilson(15, 30)
     assert lo == pytest.approx(0.3315, abs=1e-4) and hi == pytest.approx(0.6685, abs=1e-4)
 

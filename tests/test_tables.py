@@ -200,3 +200,16 @@ def test_two_students_agreement(tmp_path):
     # pairs: (better, mid), (better, more), (mid, more): the students disagree on mid vs more
     assert agree.row(0, named=True)["recipe_pairs"] == 3
     assert agree.row(0, named=True)["same_order"] == 2
+
+
+def test_a_recipe_that_solves_nothing_draws_and_tabulates(tmp_path):
+    entries = []
+    for recipe in ("more", "better"):
+        g = tmp_path / f"{recipe}.parquet"
+        _grades(g, ["incorrect"] * 24)
+        entries.append(_entry(tmp_path, recipe, 0, g))
+    scores = make_tables(entries, "more", tmp_path / "t", tmp_path / "f.png")
+    better = _row(scores, "better")
+    assert (better["accuracy"], better["accuracy_lo"]) == (0.0, 0.0)
+    assert better["verdict"] == "inconclusive" and better["p_value"] == 1.0
+    assert (tmp_path / "f.png").stat().st_size > 1000

@@ -65,7 +65,9 @@ def wilson(k: float, n: int, level: float = 0.95) -> tuple[float, float]:
     denom = 1 + zz * zz / n
     centre = (p + zz * zz / (2 * n)) / denom
     half = zz * math.sqrt(p * (1 - p) / n + zz * zz / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if k <= 0 else max(0.0, centre - half)  # exact at the edges (no 1e-17)
+    hi = 1.0 if k >= n else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def bootstrap_weights(n: int, replicates: int, seed: int) -> np.ndarray:

@@ -77,7 +77,7 @@ def draw(
             for r, x, y in zip(rows, xs, ys, strict=True):
                 err = None
                 if r[lo] is not None and r[hi] is not None:
-                    err = [[y - scale * r[lo]], [scale * r[hi] - y]]
+                    err = [[max(0.0, y - scale * r[lo])], [max(0.0, scale * r[hi] - y)]]
                 color = "black" if r["recipe"] == baseline else None
                 ax.errorbar([x], [y], yerr=err, fmt="o", capsize=3, color=color)
             ymin = min([scale * (r[lo] if r[lo] is not None else r[value]) for r in rows] or [0])
