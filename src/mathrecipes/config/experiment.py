@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from mathrecipes.config.base import ConfigError, Name, Strict
 from mathrecipes.config.evaluation import GenerationSpec, GradingSpec, TablesSpec
+from mathrecipes.config.planning import PlanSpec
 from mathrecipes.config.recipes import RecipeSpec
 from mathrecipes.config.sources import (
     SOURCE_TAGS,
@@ -54,6 +55,10 @@ class Config(Strict):
         default_factory=GradingSpec, description="how the answers are graded"
     )
     tables: TablesSpec = Field(description="the tables and the figure")
+    plan: PlanSpec = Field(
+        default_factory=PlanSpec,
+        description="throughputs `mathrecipes plan` estimates hours from (never a job parameter)",
+    )
 
     def reference_problems(self) -> list[tuple[str, str]]:
         """Cross-references between sections, as (key path, problem) pairs."""

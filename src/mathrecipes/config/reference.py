@@ -55,6 +55,7 @@ SECTIONS = (
     ("Generation", "generation"),
     ("Grading", "grading"),
     ("Tables", "tables"),
+    ("Plan", "plan"),
 )
 SAME_AS = {"benchmarks": "datasets"}  # sections whose entries are the same specs
 
