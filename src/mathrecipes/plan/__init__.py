@@ -204,45 +204,42 @@ def _work(cfg: Config, sizes: Sizes, jobs: list[Job], entries: list[dict]) -> di
     }
 
 
+COST_KEYS = {TRAIN: "train_tokens", GENERATED: "generated_tokens", ITEMS: "graded_items"}
+
+
 def _what_if_costs(cfg: Config, sizes: Sizes, est: Estimator, jobs: list[Job]) -> list[dict]:
-    """What 2x / 4x the seeds and the samples would add to the whole config."""
+    """What 2x / 4x the seeds (every job of a training run: a probe's seed is fixed) and the
+    samples (generation and grading jobs, probes included) would add to the whole config."""
     out = []
-    temperature = cfg.generation.temperature
     for change, factor in [("seeds", f) for f in FACTORS] + [("samples", f) for f in FACTORS]:
-        if change == "samples" and temperature == 0:
+        if change == "samples" and cfg.generation.temperature == 0:
             continue
-        extra = {"gpu_hours": 0.0, "cpu_hours": 0.0, "train_tokens": 0.0,
-                 "generated_tokens": 0.0, "graded_items": 0.0}  # fmt: skip
-        unknown_hours = unknown_units = 0
+        extra = dict.fromkeys(["gpu_hours", "cpu_hours", *COST_KEYS.values()], 0.0)
+        unknown = dict.fromkeys(["hours", *COST_KEYS.values()], 0)
         for job in jobs:
             units = job_units(cfg, sizes, job)
             if change == "seeds":
-                # every job of a training run (a probe trains nothing new: its seed is fixed)
                 if "seed" not in job.wildcards or "probe" in job.wildcards:
                     continue
-                scaled = (factor - 1) * (units.value or 0)
                 seconds, _, _ = est.seconds(job, units)
                 more = None if seconds is None else (factor - 1) * seconds
             else:
                 if units.kind not in (GENERATED, ITEMS):
                     continue
                 new = Units(units.kind, None if units.value is None else units.value * factor)
-                scaled = (factor - 1) * (units.value or 0)
-                before, _, _ = est.seconds(job, units)
-                after, _, _ = est.seconds(job, new)
+                before, after = est.seconds(job, units)[0], est.seconds(job, new)[0]
                 more = None if before is None or after is None else after - before
-            if units.value is None:
-                unknown_units += 1
-            key = {TRAIN: "train_tokens", GENERATED: "generated_tokens", ITEMS: "graded_items"}
-            if units.kind in key:
-                extra[key[units.kind]] += scaled
+            key = COST_KEYS.get(units.kind)
+            if key and units.value is None:
+                unknown[key] += 1
+            elif key:
+                extra[key] += (factor - 1) * units.value
             if more is None:
-                unknown_hours += 1
+                unknown["hours"] += 1
             else:
                 extra["gpu_hours" if job.gpus else "cpu_hours"] += more * max(job.gpus, 1) / 3600
-        out.append({"change": f"{change} x{factor}", **{f"extra_{k}": v for k, v in extra.items()},
-                    "jobs_without_estimate": unknown_hours,
-                    "jobs_with_unknown_units": unknown_units})  # fmt: skip
+        out.append({"change": f"{change} x{factor}",
+                    **{f"extra_{k}": v for k, v in extra.items()}, "unknown": unknown})  # fmt: skip
     return out
 
 

@@ -13,8 +13,8 @@ train_student         steps x tokens_per_step (checkpoint   train_loop_s (train_
                       manifest and train_summary.json)
 generate_answers,     the generations' n_completion_tokens  generate_s (manifest summary)
 probe_answers
-grade_generations,    rows of the grade file                wall_time_s (manifest)
-probe_grades
+grade_generations,    rows of the grade file                the grader's seconds per item,
+probe_grades                                                summed (one worker's time)
 synthesize_shard      requests sent (usage, cached ones     wall_time_s (manifest)
                       left out), or input_rows without a
                       model
@@ -164,8 +164,10 @@ def _generation(stem: Path) -> tuple[str, float | None, float | None]:
     return GENERATED, units, (manifest.get("summary") or {}).get("generate_s")
 
 
-def _grades(parquet: Path, manifest: Path) -> tuple[str, float | None, float | None]:
-    return ITEMS, _parquet_sum(parquet, None), (_json(manifest) or {}).get("wall_time_s")
+def _grades(parquet: Path) -> tuple[str, float | None, float | None]:
+    """Items graded, and the grader's own seconds per item summed (the rest of the job, the
+    worker pool's start-up included, is its fixed part)."""
+    return ITEMS, _parquet_sum(parquet, None), _parquet_sum(parquet, "seconds")
 
 
 def _synthesis(results: Path, job: str) -> tuple[str, float | None, float | None]:
@@ -195,10 +197,9 @@ def measure(results: Path, rule: str, job: str) -> tuple[str, float | None, floa
     if rule == "probe_answers":
         return _generation(results / "probes" / job)
     if rule == "grade_generations":
-        return _grades(results / "grades" / f"{job}.parquet", results / "grades" / f"{job}.manifest.json")  # fmt: skip
+        return _grades(results / "grades" / f"{job}.parquet")
     if rule == "probe_grades":
-        stem = results / "probes" / job
-        return _grades(Path(f"{stem}.grades.parquet"), Path(f"{stem}.grades.manifest.json"))
+        return _grades(results / "probes" / f"{job}.grades.parquet")
     if rule == "synthesize_shard":
         return _synthesis(results, job)
     if rule == "score_likelihood":

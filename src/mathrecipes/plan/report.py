@@ -10,7 +10,7 @@ from mathrecipes.plan.units import UNIT_LABELS
 
 def count(value: float | None, unknown: int = 0) -> str:
     """1234 -> 1,234; 12_300_000 -> 12.3 M; None -> ? (with '+ N unknown' when some are)."""
-    if value is None:
+    if value is None or (unknown and not value):
         return "?"
     v = float(value)
     if abs(v) >= 1e9:
@@ -82,6 +82,8 @@ def _work(doc: dict[str, Any]) -> list[str]:
                 *table(rows, ["student", "per run", "runs", "total"], "    ")]  # fmt: skip
         t = total["train_tokens"]
         out.append(f"    all runs: {count(t['value'], t['unknown'])} train tokens")
+        notes = sorted({r["note"] for r in work["training"] if r["note"]})
+        out += [f"    {note}" for note in notes]
     for key, label, value in (
         ("generation", "generation (problems x samples x max_new_tokens: an upper bound)",
          "generated_tokens"),
@@ -153,7 +155,9 @@ def _estimates(doc: dict[str, Any]) -> list[str]:
             row.insert(4, hours(v["pending_hours"]) if v["pending_jobs"] else "0 h")
         rows.append(row)
     t = est["total"]
-    total = ["total", "", hours(t["gpu_hours"]), hours(t["cpu_hours"]), ""]
+    some = any(v["hours"] for v in est["rules"].values())
+    total = ["total", "", hours(t["gpu_hours"] if some else None),
+             hours(t["cpu_hours"] if some else None), ""]  # fmt: skip
     if pending:
         p = est["pending"]
         total.insert(4, f"{hours(p['gpu_hours'])} GPU + {hours(p['cpu_hours'])} CPU")
@@ -209,10 +213,13 @@ def _power(doc: dict[str, Any]) -> list[str]:
     if p["costs"]:
         rows = []
         for c in p["costs"]:
-            rows.append([c["change"], hours(c["extra_gpu_hours"]), hours(c["extra_cpu_hours"]),
-                         count(c["extra_train_tokens"]), count(c["extra_generated_tokens"]),
-                         count(c["extra_graded_items"]),
-                         str(c["jobs_without_estimate"]) if c["jobs_without_estimate"] else ""])  # fmt: skip
+            u, h = c["unknown"], c["unknown"]["hours"]
+            rows.append([c["change"], hours(c["extra_gpu_hours"]) + ("+?" if h else ""),
+                         hours(c["extra_cpu_hours"]) + ("+?" if h else ""),
+                         count(c["extra_train_tokens"], u["train_tokens"]),
+                         count(c["extra_generated_tokens"], u["generated_tokens"]),
+                         count(c["extra_graded_items"], u["graded_items"]),
+                         str(h) if h else ""])  # fmt: skip
         out += ["  what it would cost (the whole config)",
                 *table(rows, ["change", "+GPU-h", "+CPU-h", "+train tok", "+gen tok", "+items",
                               "jobs w/o estimate"], "    ")]  # fmt: skip
