@@ -27,7 +27,8 @@ from mathrecipes.plan.power import benchmark_power, pilot_parts
 from mathrecipes.plan.report import render
 from mathrecipes.plan.units import GENERATED, REQUESTS, ROWS, Sizes, job_units, synthesis_entry
 
-TOP_KEYS = {"schema", "config", "results", "jobs", "work", "estimates", "power", "notes"}
+TOP_KEYS = {"schema", "config", "results", "earlier_run", "jobs", "work", "estimates", "power",
+            "notes"}  # fmt: skip
 
 
 def tiny_raw() -> dict:
@@ -300,3 +301,5 @@ def test_missing_and_invalid_configs_name_the_problem(tmp_path, capsys, monkeypa
     (tmp_path / "bad.yaml").write_text("seeds: [0\n")
     with pytest.raises(PlanError, match="bad.yaml: not valid YAML"):
         build_plan(tmp_path / "bad.yaml")
+    with pytest.raises(PlanError, match="--results nowhere: no such folder"):
+        build_plan(TINY, results="nowhere", cwd=tmp_path)

@@ -213,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", help="the config file (as given to snakemake --configfile)")
     p.add_argument(
         "--results",
-        help="an earlier run's results folder: calibration, pilot grades, what would run now "
-        "(default: the config's results folder)",
+        help="an earlier run's results folder: calibration and pilot grades (default: the "
+        "config's results folder)",
     )
     p.add_argument("--json", action="store_true", help="one JSON document (docs/plan.md)")
     p.add_argument("--snakefile", help="the workflow (default: the repository's Snakefile)")

@@ -4,6 +4,8 @@
 
 - ``jobs``: the jobs per rule of the config's real Snakemake DAG (:mod:`~mathrecipes.plan.dag`),
   and how many would run now when its results folder exists;
+- ``earlier_run``: the results folder the calibration and the pilot grades come from (the
+  config's own unless ``--results`` names another);
 - ``work``: training tokens, generated tokens, graded items, teacher requests and reference
   solutions, per job and in total (:mod:`~mathrecipes.plan.units`);
 - ``estimates``: hours per rule, GPU and CPU, each from an earlier run's measured runtimes
@@ -256,20 +258,22 @@ def build_plan(
     cwd: str | Path | None = None,
 ) -> dict[str, Any]:
     """The plan of ``config`` (module docstring). ``results``: an earlier run's results folder
-    (calibration, pilot grades, what would run now); default the config's own ``results``.
-    ``cwd``: where relative paths of the config (local sources, results) resolve."""
+    for the calibration and the pilot grades (default: the config's own ``results``, which is
+    also where the plain dry run looks for what would run now). ``cwd``: the workflow's working
+    directory, where the config's relative paths (local sources, results) resolve."""
     cwd = Path(cwd or Path.cwd()).resolve()
     config = Path(config)
     cfg = read_config(config)
-    folder = Path(results) if results is not None else Path(cfg.results)
-    folder = folder if folder.is_absolute() else cwd / folder
-    exists = folder.is_dir()
+    own = Path(cfg.results) if Path(cfg.results).is_absolute() else cwd / cfg.results
+    earlier = Path(results) if results is not None else own
+    earlier = earlier if earlier.is_absolute() else cwd / earlier
+    if results is not None and not earlier.is_dir():
+        raise PlanError(f"--results {results}: no such folder (an earlier run's results)")
     try:
         forced, pending = dry_runs(
             config.resolve(),
             snakefile=Path(snakefile).resolve() if snakefile else None,
-            pending=exists,
-            results=str(folder) if results is not None else None,
+            pending=own.is_dir(),
             cwd=cwd,
         )
     except DagError as exc:
@@ -277,7 +281,7 @@ def build_plan(
     forced.jobs.sort(key=_job_order(forced.counts))
     if pending:
         pending.jobs.sort(key=_job_order(forced.counts))
-    calibration = Calibration(folder) if exists else None
+    calibration = Calibration(earlier) if earlier.is_dir() else None
     est = Estimator(cfg, calibration)
     sizes = Sizes(cfg, cwd)
     entries = [_job_entry(cfg, sizes, est, j) for j in forced.jobs]
@@ -291,28 +295,30 @@ def build_plan(
     notes = []
     power_rows = []
     for name in sorted(cfg.benchmarks):
-        pilot = (
-            pilot_parts(folder, name, cfg.tables.baseline, set(cfg.students)) if exists else None
-        )
+        pilot = pilot_parts(earlier, name, cfg.tables.baseline, set(cfg.students))
         n = sizes.problems(name)
         power_rows.append(benchmark_power(name, n.value, cfg.generation.n_samples, len(cfg.seeds),
                                           cfg.generation.temperature, pilot, n.note))  # fmt: skip
     if not any(r["variance"]["source"] == "pilot" for r in power_rows):
         notes.append(
-            "power: no usable pilot grades in the results folder (the baseline and another "
+            "power: no usable pilot grades in the earlier run (the baseline and another "
             "recipe, not all scored alike): the default omega^2 = 0.2 between problems for one "
             "greedy sample is used"
         )
     return {
         "schema": SCHEMA,
         "config": str(config),
-        "results": {
-            "path": str(folder),
-            "exists": exists,
+        "results": {"path": cfg.results, "exists": own.is_dir()},
+        "earlier_run": {
+            "path": str(results if results is not None else cfg.results),
+            "exists": earlier.is_dir(),
             "calibrated_rules": sorted({r.rule for r in calibration.pooled()})
             if calibration
             else [],
-        },  # fmt: skip
+            "pilot_benchmarks": [
+                r["benchmark"] for r in power_rows if r["variance"]["source"] == "pilot"
+            ],
+        },
         "jobs": {
             "rules": {
                 r: {"planned": v["jobs"], "pending": v["pending_jobs"]} for r, v in rules.items()

@@ -118,14 +118,9 @@ def parse_dry_run(text: str) -> DryRun:
     return DryRun(counts, jobs)
 
 
-def _command(config: Path, snakefile: Path, force: bool, results: str | None) -> list[str]:
+def _command(config: Path, snakefile: Path, force: bool) -> list[str]:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-n", "--configfile"]
-    cmd.append(str(config))
-    if force:
-        cmd.append("--forceall")
-    if results is not None:
-        cmd += ["--config", f"results={results}"]
-    return cmd
+    return [*cmd, str(config), *(["--forceall"] if force else [])]
 
 
 def _env() -> dict[str, str]:
@@ -137,18 +132,16 @@ def dry_runs(
     config: Path,
     snakefile: Path | None = None,
     pending: bool = False,
-    results: str | None = None,
     cwd: Path | None = None,
 ) -> tuple[DryRun, DryRun | None]:
     """The ``--forceall`` dry run and, with ``pending``, the plain one (run concurrently, in
-    ``cwd``: the working directory of the workflow); ``results`` overrides the config's
-    ``results`` folder (``--config results=...``)."""
+    ``cwd``: the working directory of the workflow)."""
     snakefile = Path(snakefile) if snakefile else default_snakefile()
     if not snakefile.is_file():
         raise DagError(f"no Snakefile at {snakefile} (give --snakefile)")
     procs = [
         subprocess.Popen(
-            _command(config, snakefile, force, results),
+            _command(config, snakefile, force),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -168,9 +168,8 @@ def _estimates(doc: dict[str, Any]) -> list[str]:
     if not t["complete"]:
         out.append("  totals leave out: " + ", ".join(t["rules_without_estimate"]))
     if est["calibration"]:
-        out.append(
-            f"  calibration ({doc['results']['path']}): seconds per job = fixed + units x per unit"
-        )
+        where = doc["earlier_run"]["path"]
+        out.append(f"  calibration ({where}): seconds per job = fixed + units x per unit")
         rows = [[c["rule"], UNIT_LABELS.get(c["unit"], c["unit"]), str(c["jobs"]),
                  f"{c['fixed_s']:.3g}", f"{c['per_unit_s']:.3g}"] for c in est["calibration"]]  # fmt: skip
         out += table(rows, ["rule", "unit", "jobs", "fixed s", "s per unit"], "    ")
@@ -228,9 +227,12 @@ def _power(doc: dict[str, Any]) -> list[str]:
 
 def render(doc: dict[str, Any]) -> str:
     """The whole plan as aligned text."""
-    res = doc["results"]
+    res, earlier = doc["results"], doc["earlier_run"]
     head = [f"Plan of {doc['config']}",
             f"  results folder: {res['path']} ({'exists' if res['exists'] else 'not there yet'})"]  # fmt: skip
+    if earlier["path"] != res["path"]:
+        there = "exists" if earlier["exists"] else "not found"
+        head.append(f"  earlier run (calibration, pilot grades): {earlier['path']} ({there})")
     parts = [head, _jobs(doc), _work(doc), _estimates(doc), _power(doc)]
     if doc["notes"]:
         parts.append(["Notes", *(f"  - {n}" for n in doc["notes"])])

@@ -218,7 +218,8 @@ def synthesis_entry(cfg: Config, sizes: Sizes, name: str) -> dict[str, Any]:
     }
     if not roles:
         why = "builtin teacher" if spec.uses_teacher else "no model (rules or retrieval)"
-        entry.update(requests_per_row=0, requests=0, local=True, requests_note=why)
+        entry.update(requests_per_row=0, requests=0, upper_bound=False, local=True,
+                     requests_note=why)  # fmt: skip
         return entry
     per_row = requests_per_row(spec)
     total = pool.times(per_row.value)
