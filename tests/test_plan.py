@@ -25,7 +25,16 @@ from mathrecipes.plan.calibration import Calibration, measured_seconds
 from mathrecipes.plan.dag import Job, parse_dry_run
 from mathrecipes.plan.power import benchmark_power, pilot_parts
 from mathrecipes.plan.report import render
-from mathrecipes.plan.units import GENERATED, REQUESTS, ROWS, Sizes, job_units, synthesis_entry
+from mathrecipes.plan.units import (
+    GENERATED,
+    REFERENCES,
+    REQUESTS,
+    ROWS,
+    Sizes,
+    job_units,
+    likelihood_tokens_bound,
+    synthesis_entry,
+)
 
 TOP_KEYS = {"schema", "config", "results", "earlier_run", "jobs", "work", "estimates", "power",
             "notes"}  # fmt: skip
@@ -122,6 +131,11 @@ def test_units_of_sampled_generation_and_model_teachers(tmp_path):
     assert (chained.kind, chained.value) == (ROWS, None) and "after it runs" in chained.note
     cfg.datasets["hub"].limit = 50
     assert Sizes(cfg, tmp_path).pool("hub").value == 50
+    # a likelihood job (the rule another branch adds): its benchmark's reference solutions
+    scored = Job("score_likelihood", wc)
+    refs = job_units(cfg, sizes, scored)
+    assert (refs.kind, refs.value) == (REFERENCES, 24)
+    assert likelihood_tokens_bound(cfg, scored, refs) == 24 * 128  # nano's training.max_length
 
 
 # ------------------------------------------------------------------ power

@@ -9,7 +9,7 @@ from mathrecipes.plan.units import UNIT_LABELS
 
 
 def count(value: float | None, unknown: int = 0) -> str:
-    """1234 -> 1,234; 12_300_000 -> 12.3 M; None -> ? (with '+ N unknown' when some are)."""
+    """1234 -> 1,234; 12_300_000 -> 12.3 M; None -> ?; ``unknown``: jobs left out of the sum."""
     if value is None or (unknown and not value):
         return "?"
     v = float(value)
@@ -21,7 +21,7 @@ def count(value: float | None, unknown: int = 0) -> str:
         text = f"{v / 1e3:.3g} k"
     else:
         text = f"{v:,.0f}" if v == int(v) else f"{v:.3g}"
-    return f"{text} (+{unknown} unknown)" if unknown else text
+    return f"{text} (+{unknown} jobs unknown)" if unknown else text
 
 
 def hours(value: float | None) -> str:
@@ -109,10 +109,16 @@ def _work(doc: dict[str, Any]) -> list[str]:
         out += [f"  {label}", *table(rows, [*head, "per eval", "evals", "total"], "    ")]
         t = total[value]
         out.append(f"    all: {count(t['value'], t['unknown'])} {UNIT_LABELS[value]}")
+        if key == "likelihood":
+            bounds = [r["forward_tokens_upper_bound"] for r in work[key]]
+            known = [b for b in bounds if b is not None]
+            out.append(f"    forward tokens: at most {count(sum(known), len(bounds) - len(known))}"
+                       " (reference solutions x the student's training.max_length)")  # fmt: skip
+        notes: dict[str, list[str]] = defaultdict(list)
         for r in work[key]:
-            if r.get("note") and r[value] is None:
-                out.append(f"    {r['benchmark']}: {r['note']}")
-                break
+            if r.get("note") and r[value] is None and r["benchmark"] not in notes[r["note"]]:
+                notes[r["note"]].append(r["benchmark"])
+        out += [f"    {', '.join(names)}: {note}" for note, names in notes.items()]
     if work["synthesis"]:
         rows = []
         for e in work["synthesis"]:
