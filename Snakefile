@@ -22,6 +22,7 @@ include: "rules/synthesize.smk"
 include: "rules/select.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
+include: "rules/likelihood.smk"
 include: "rules/weakness.smk"
 include: "rules/grade.smk"
 include: "rules/tables.smk"
@@ -34,6 +35,7 @@ localrules:
     all_recipes,
     all_checkpoints,
     all_generations,
+    all_likelihood,
     all_grades,
 
 
@@ -66,6 +68,11 @@ rule all_checkpoints:
 rule all_generations:
     input:
         all_generation_files(),
+
+
+rule all_likelihood:
+    input:
+        all_likelihood_files(),
 
 
 rule all_grades:

@@ -69,6 +69,7 @@ RECIPE = f"{R}/recipes/{{recipe}}"  # a folder: train.parquet, stats.json, ...
 CHECKPOINT = f"{R}/checkpoints/{RUN}"  # a folder
 GENERATIONS = f"{R}/generations/{EVALUATION}"
 GRADES = f"{R}/grades/{EVALUATION}"
+LIKELIHOOD = f"{R}/likelihood/{EVALUATION}"  # the reference solutions' NLL and bytes
 PROBE = f"{R}/probes/{PROBING}"  # a probe's generations and their grades
 TABLES = f"{R}/tables"
 FIGURES = f"{R}/figures"
@@ -129,6 +130,16 @@ def student_spec(wildcards):
 
 def generation_spec(wildcards):
     return plain(CFG.generation)
+
+
+def likelihood_spec(wildcards):
+    """The likelihood settings and the two generation settings the forward pass uses (dtype,
+    attention): editing sampling or max_new_tokens rescores nothing."""
+    return {
+        "batch_size": CFG.likelihood.batch_size,
+        "dtype": CFG.generation.dtype,
+        "attn_implementation": CFG.generation.attn_implementation,
+    }
 
 
 def grading_spec(wildcards):
@@ -360,6 +371,13 @@ def all_grade_files():
     return expand(f"{GRADES}.parquet", **grid(), benchmark=sorted(CFG.benchmarks))
 
 
+def all_likelihood_files():
+    """Every likelihood file; none when `likelihood.enabled` is false."""
+    if not CFG.likelihood.enabled:
+        return []
+    return expand(f"{LIKELIHOOD}.parquet", **grid(), benchmark=sorted(CFG.benchmarks))
+
+
 def table_entries(wildcards):
     """One entry per table cell and seed, with every file behind it (a param: config only)."""
     entries = []
@@ -371,6 +389,11 @@ def table_entries(wildcards):
                     **cell,
                     "grades": f"{GRADES}.parquet".format(**cell),
                     "generations": f"{GENERATIONS}.parquet".format(**cell),
+                    "likelihood": (
+                        f"{LIKELIHOOD}.parquet".format(**cell)
+                        if CFG.likelihood.enabled
+                        else None
+                    ),
                     "checkpoint": CHECKPOINT.format(**cell),
                     "train": f"{RECIPE}/train.parquet".format(**cell),
                     "stats": f"{RECIPE}/stats.json".format(**cell),
@@ -503,6 +526,15 @@ def generate_runtime(wildcards, attempt):
     """5 minutes to load the model, plus every sample running to max_new_tokens at the
     student's generate_tokens_per_s."""
     tokens = eval_samples(wildcards) * CFG.generation.max_new_tokens
+    rate = student_resources(wildcards).generate_tokens_per_s
+    return (5 + math.ceil(tokens / rate / 60)) * attempt
+
+
+def likelihood_runtime(wildcards, attempt):
+    """5 minutes to load the model, plus one benchmark pass at the generation estimate of one
+    sample per problem: a teacher-forced forward over a solution costs less than decoding
+    max_new_tokens tokens one at a time."""
+    tokens = benchmark_rows(wildcards.benchmark) * CFG.generation.max_new_tokens
     rate = student_resources(wildcards).generate_tokens_per_s
     return (5 + math.ceil(tokens / rate / 60)) * attempt
 

@@ -1,9 +1,11 @@
-# Tables and figure: scores per recipe x benchmark, intervals over seeds, deltas vs the baseline.
+# Tables and figure: per recipe x benchmark and metric, paired intervals per problem against the
+# baseline, Holm-corrected verdicts, the benchmarks' reliability (mathrecipes.tables, docs/tables.md).
 
 
 rule make_tables:
     input:
         grades=all_grade_files(),
+        likelihood=all_likelihood_files(),
         checkpoints=all_checkpoint_dirs(),
         stats=expand(f"{RECIPE}/stats.json", recipe=sorted(CFG.recipes)),
     output:
@@ -13,6 +15,13 @@ rule make_tables:
             category="Results",
         ),
         markdown=f"{TABLES}/scores.md",
+        html=report(
+            f"{TABLES}/scores.html",
+            caption="../report/tables.rst",
+            category="Results",
+        ),
+        reliability=f"{TABLES}/reliability.csv",
+        agreement=f"{TABLES}/agreement.csv",
         latex=f"{TABLES}/scores.tex",
         per_seed=f"{TABLES}/per_seed.csv",
         provenance=f"{TABLES}/provenance.json",

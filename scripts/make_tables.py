@@ -6,16 +6,18 @@ from mathrecipes.tables import make_tables
 
 runlog.start(snakemake.log[0])
 spec = snakemake.params.spec
-with Manifest("tables", inputs=snakemake.input.grades, params=spec) as m:
+inputs = [*snakemake.input.grades, *snakemake.input.get("likelihood", [])]
+with Manifest("tables", inputs=inputs, params=spec) as m:
     scores = make_tables(
         snakemake.params.entries,
-        spec["baseline"],
+        spec,
         out_dir=os.path.dirname(snakemake.output.scores),
         figure_path=snakemake.output.figure,
         figure_benchmarks=spec["figure_benchmarks"],
     )
     print(scores)
-    m.write(
-        [snakemake.output.scores, snakemake.output.markdown, snakemake.output.per_seed],
-        snakemake.output.manifest,
-    )
+    outputs = [
+        snakemake.output[k]
+        for k in ("scores", "markdown", "per_seed", "reliability", "agreement", "html")
+    ]
+    m.write(outputs, snakemake.output.manifest)

@@ -138,3 +138,17 @@ def test_grading_settings_of_a_benchmark(raw):
     assert grading.model_dump(exclude={"policy", "benchmarks"}) == GradeSettings().model_dump(
         include={"timeout_s", "workers", "float_rounding", "numeric_precision"}
     )
+
+
+def test_tables_metrics_are_checked_against_the_samples_and_the_likelihood_rule():
+    raw = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    raw["tables"]["metrics"] = ["accuracy", "pass@4"]
+    with pytest.raises(ConfigError, match=r"tables.metrics.*pass@4 needs at least 4 samples"):
+        load_config(raw)
+    raw["tables"]["metrics"] = ["accuracy", "bpb"]
+    raw["likelihood"] = {"enabled": False}
+    with pytest.raises(ConfigError, match=r"tables.metrics.*likelihood.enabled"):
+        load_config(raw)
+    raw["tables"]["metrics"] = ["accuracy", "pass@0"]
+    with pytest.raises(ConfigError, match=r"tables.metrics.*unknown metric 'pass@0'"):
+        load_config(raw)

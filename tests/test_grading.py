@@ -199,7 +199,7 @@ def test_grader_version_covers_every_module_of_the_grader(tmp_path):
     shutil.copytree(SRC_DIR / "mathrecipes", copy, ignore=shutil.ignore_patterns("__pycache__"))
     digest = settings.source_digest(copy)
     assert digest == settings.source_digest()
-    for name in ("grading/pool.py", "grading/audit.py", "latex.py"):
+    for name in ("grading/pool.py", "grading/audit.py", "grading/groups.py", "latex.py"):
         with open(copy / name, "a") as fh:
             fh.write("\n# an edit\n")
         edited = settings.source_digest(copy)
@@ -545,10 +545,12 @@ def test_grade_file_end_to_end(tmp_path):
         "grader_version",
         "policy",
         "seconds",
+        "answer_group",
         "finish_reason",
     ]
     assert table.schema.field("sample").type == pa.int64()
     assert table.schema.field("seconds").type == pa.float64()
+    assert table.schema.field("answer_group").type == pa.int64()
     rows = table.to_pylist()
     got = [
         (
@@ -563,6 +565,8 @@ def test_grade_file_end_to_end(tmp_path):
         for r in rows
     ]
     assert got == EXPECTED
+    # p1: the correct samples vote for the gold's group, 8 for another; no answer, no vote
+    assert [r["answer_group"] for r in rows] == [0, None, 1, 0, None, 0, None]
     assert {r["grader"] for r in rows} == {GRADER_NAME}
     assert {r["grader_version"] for r in rows} == {grader_version()}
     assert {r["policy"] for r in rows} == {GradeSettings().policy_json()}
@@ -582,6 +586,13 @@ def test_grade_file_end_to_end(tmp_path):
         "grader": GRADER_NAME,
         "grader_version": grader_version(),
         "policy": GradeSettings().policy(),
+        "answer_groups": {
+            "comparisons": 0,
+            "timeouts": 0,
+            "fallbacks": 0,
+            "max_representatives": 8,
+            "max_timeouts": 2,
+        },
     }
 
     # Everything but `seconds` is deterministic (same rows, same bytes of verdicts).

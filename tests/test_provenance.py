@@ -64,12 +64,12 @@ def test_latex_answer_edit_reingests_and_regrades(package_copy):
     assert {s for s in before if before[s] != after[s]} == {"ingest", "grade"}
 
 
-def test_prompt_format_edit_retrains_and_regenerates(package_copy):
+def test_prompt_format_edit_retrains_regenerates_and_rescores(package_copy):
     before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
     with open(package_copy / "prompting.py", "a") as fh:
         fh.write("\n# an edit\n")
     after = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
-    assert {s for s in before if before[s] != after[s]} == {"train", "generate"}
+    assert {s for s in before if before[s] != after[s]} == {"train", "generate", "likelihood"}
 
 
 def test_decoding_is_shared_and_evaluation_is_not(package_copy):
@@ -83,7 +83,24 @@ def test_decoding_is_shared_and_evaluation_is_not(package_copy):
         return {s for s in before if P.code_fingerprint(s) != before[s]}
 
     assert changed_by("generation.py") == {"generate"}
-    assert changed_by("decoding/decoders.py") == {"generate", "teacher_local"}
+    assert changed_by("decoding/decoders.py") == {"generate", "teacher_local", "likelihood"}
+
+
+def test_likelihood_fingerprint_has_the_training_encoding_and_no_grader(package_copy):
+    """The likelihood rule scores the tokens training builds: a training/data.py edit rescores,
+    a grader or a training-loop edit does not; its own module changes it alone."""
+
+    def changed_by(path: str) -> set:
+        before = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
+        with open(package_copy / path, "a") as fh:
+            fh.write("\n# an edit\n")
+        return {s for s in before if P.code_fingerprint(s) != before[s]}
+
+    assert changed_by("likelihood.py") == {"likelihood"}
+    assert changed_by("training/data.py") == {"train", "teacher_local", "likelihood"}
+    assert changed_by("resumable.py") == {"generate", "likelihood"}
+    assert "likelihood" not in changed_by("grading/engine.py")
+    assert "likelihood" not in changed_by("training/loop.py")
 
 
 def test_records_edit_changes_every_stage(package_copy):

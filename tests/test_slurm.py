@@ -35,18 +35,19 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SLURM_ARGS = ["--profile", str(PROFILE)]
 
 TABLES = ("scores.csv", "per_seed.csv", "scores.md", "scores.tex")
-GPU_RULES = {"train_student", "generate_answers"}
+GPU_RULES = {"train_student", "generate_answers", "score_likelihood"}
 # Jobs of the tiny config: 2 datasets, 2 benchmarks, 3 synthesis shards, 4 recipes,
-# 1 student x 4 recipes x 1 seed, x 2 benchmarks, one table job.
+# 1 student x 4 recipes x 1 seed, x 2 benchmarks (generation, likelihood, grading), one table job.
 TINY_JOBS = {
     "ingest_dataset": 2, "build_benchmark": 2, "synthesize_shard": 3, "select_recipe": 4,
-    "train_student": 4, "generate_answers": 8, "grade_generations": 8, "make_tables": 1,
+    "train_student": 4, "generate_answers": 8, "score_likelihood": 8, "grade_generations": 8,
+    "make_tables": 1,
 }  # fmt: skip
 # What each rule asks for under the tiny config (rules/*.smk, rules/common.smk): (cpus, mem_mb).
 TINY_REQUESTS = {
     "ingest_dataset": (1, 4000), "build_benchmark": (1, 2000), "synthesize_shard": (1, 4000),
     "select_recipe": (1, 8000), "train_student": (1, 1000), "generate_answers": (1, 1000),
-    "grade_generations": (1, 1500), "make_tables": (1, 2000),
+    "score_likelihood": (1, 1000), "grade_generations": (1, 1500), "make_tables": (1, 2000),
 }  # fmt: skip
 
 
@@ -104,6 +105,7 @@ def test_dry_run_gives_every_job_its_resources(tmp_path):
             rule = None
     assert rule is None
     assert jobs["train_student"] == 3 and jobs["generate_answers"] == 6
+    assert jobs["score_likelihood"] == 6
     assert set(jobs) == set(TINY_JOBS)
 
 
@@ -238,7 +240,7 @@ def test_slurm_run_gives_the_tables_of_a_local_run(slurm_and_local_runs):
     # Every completion and verdict too (only the timing columns differ between runs).
     for kind, columns in (
         ("generations", ["problem_id", "sample", "completion", "finish_reason"]),
-        ("grades", ["problem_id", "sample", "extracted", "verdict", "rule"]),
+        ("grades", ["problem_id", "sample", "extracted", "verdict", "rule", "answer_group"]),
     ):
         files = sorted(
             p.relative_to(local)

@@ -29,6 +29,7 @@ def downstream(recipe: str) -> set:
     jobs = {J("train_student", student="nano", recipe=recipe, seed=0)}
     for b in BENCHES:
         jobs.add(J("generate_answers", student="nano", recipe=recipe, seed=0, benchmark=b))
+        jobs.add(J("score_likelihood", student="nano", recipe=recipe, seed=0, benchmark=b))
         jobs.add(J("grade_generations", student="nano", recipe=recipe, seed=0, benchmark=b))
     return jobs
 
@@ -82,6 +83,31 @@ def test_end_to_end_outputs(tiny_run):
         assert audit.height == manifest["summary"]["disagreements"]
         assert grades["grader_version"].n_unique() == 1
 
+    # nano's window (max_position_embeddings 160) holds the id_test rows' prompts, not always
+    # their solutions, and none of the longer ood_test prompts: both truncation paths run
+    likelihood_columns = {"problem_id": pl.String, "nll": pl.Float64, "tokens": pl.Int64,
+                          "bytes": pl.Int64, "truncated": pl.Boolean}  # fmt: skip
+    for r in RECIPES:
+        for b in BENCHES:
+            path = res / "likelihood" / "nano" / r / "seed-0" / f"{b}.parquet"
+            lik = pl.read_parquet(path)
+            assert dict(lik.schema) == likelihood_columns, path
+            bench = pl.read_parquet(res / "benchmarks" / f"{b}.parquet")
+            assert lik["problem_id"].to_list() == sorted(bench["id"])  # every row has a solution
+            solutions = dict(zip(bench["id"], bench["solution"], strict=True))
+            for pid, nll, tokens, n_bytes, cut in lik.iter_rows():
+                full = len(solutions[pid].strip().encode())
+                assert (nll > 0) == (tokens > 0) == (n_bytes > 0), (path, pid)
+                assert n_bytes == full if not cut else n_bytes < full, (path, pid)
+            doc = json.loads((path.parent / f"{b}.manifest.json").read_text())
+            summary = doc["summary"]
+            assert summary["scored"] == lik.height and summary["left_out"] == 0
+            assert summary["truncated"] == lik["truncated"].sum()
+            assert summary["bytes"] == lik["bytes"].sum()
+            if b == "id_test":
+                assert not lik["truncated"].all() and summary["bits_per_byte"] > 0
+            assert doc["code_fingerprint"] and doc["params"]["batch_size"] == 32
+
     ckpt = res / "checkpoints" / "nano" / "better" / "seed-0"
     for f in ("config.json", "model.safetensors", "tokenizer.json", "train_log.jsonl",
               "train_summary.json", "manifest.json"):  # fmt: skip
@@ -97,6 +123,7 @@ def test_every_artifact_has_a_manifest_and_cells_trace_back(tiny_run):
         *res.glob("synth/*/shard-[0-9].parquet"),
         *res.glob("generations/*/*/*/*.parquet"),
         *res.glob("grades/*/*/*/*.parquet"),
+        *res.glob("likelihood/*/*/*/*.parquet"),
     ]
     skip = (".quarantine", ".rejects", ".disagreements")  # sidecars listed in the main manifest
     artifacts = [a for a in artifacts if not any(s in a.name for s in skip)]
@@ -183,6 +210,57 @@ def test_one_benchmarks_grading_policy_regrades_only_that_benchmark(tiny_run):
         for r in RECIPES
     }
     assert _dry_run_after(tiny_run, edit) == expected | TAIL
+
+
+def test_likelihood_setting_edit_rescores_only(tiny_run):
+    def edit(raw):
+        raw["likelihood"] = {"batch_size": 5}
+
+    expected = {
+        J("score_likelihood", student="nano", recipe=r, seed=0, benchmark=b)
+        for r in RECIPES
+        for b in BENCHES
+    }
+    assert _dry_run_after(tiny_run, edit) == expected | TAIL
+
+
+def test_sampling_edit_regenerates_and_regrades_but_does_not_rescore(tiny_run):
+    """The likelihood rule reads generation's dtype and attention only."""
+
+    def edit(raw):
+        raw["generation"]["max_new_tokens"] = 10
+
+    expected = {
+        J(rule, student="nano", recipe=r, seed=0, benchmark=b)
+        for rule in ("generate_answers", "grade_generations")
+        for r in RECIPES
+        for b in BENCHES
+    }
+    assert _dry_run_after(tiny_run, edit) == expected | TAIL
+
+
+def test_tables_setting_edit_reruns_only_the_tables(tiny_run):
+    def edit(raw):
+        raw["tables"]["figure_benchmarks"] = ["id_test"]
+
+    assert _dry_run_after(tiny_run, edit) == TAIL
+
+
+def test_likelihood_disabled_plans_no_likelihood_jobs(tmp_path, pkg_env):
+    """`likelihood.enabled: false`: no score_likelihood job, and the tables get no file."""
+    _, env = pkg_env
+    raw = yaml.safe_load(TINY.read_text())
+    rules = {}
+    for enabled in (True, False):
+        raw["likelihood"] = {"enabled": enabled}
+        config = tmp_path / f"{enabled}.yaml"
+        config.write_text(yaml.safe_dump(raw, sort_keys=False))
+        proc = run_snakemake(tmp_path, "--configfile", str(config), "-n", env=env)
+        rules[enabled] = {rule for rule, _ in planned_jobs(proc.stdout)}
+    assert rules[True] - rules[False] == {"score_likelihood"}
+    assert rules[False] - rules[True] == set()
+    proc = run_snakemake(tmp_path, "--configfile", str(config), "-n", "all_likelihood", env=env)
+    assert planned_jobs(proc.stdout) == {J("all_likelihood")}
 
 
 def test_grading_workers_edit_regrades_nothing(tiny_run):
@@ -349,6 +427,7 @@ def test_paper_config_dry_runs_offline(tmp_path, pkg_env):
     # weakness entry's probe: the baseline student (seed 0) answers and is graded once
     assert rules == {
         "ingest_dataset": 10, "build_benchmark": 5, "synthesize_shard": 92, "select_recipe": 11,
-        "train_student": 33, "generate_answers": 165, "grade_generations": 165, "make_tables": 1,
+        "train_student": 33, "generate_answers": 165, "score_likelihood": 165,
+        "grade_generations": 165, "make_tables": 1,
         "probe_answers": 1, "probe_grades": 1, "weakness_seeds": 1, "all": 1,
     }  # fmt: skip

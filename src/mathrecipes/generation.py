@@ -16,8 +16,8 @@ Backends (the decoders of :mod:`mathrecipes.decoding`):
 Sampling is deterministic per batch: batch ``k`` draws from a generator seeded by
 ``(seed, k)``, so a resumed run samples exactly what an uninterrupted run does.
 
-Resume: given ``resume_dir``, every finished batch is appended to
-``resume_dir/progress.jsonl`` (one JSON line per batch; append, flush, fsync) under a key that
+Resume (:mod:`mathrecipes.resumable`): given ``resume_dir``, every finished batch is appended
+to ``resume_dir/progress.jsonl`` (one JSON line per batch; append, flush, fsync) under a key that
 hashes the checkpoint folder's files, the benchmark file, the spec, the generation code and the
 device settings. A rerun with the same key keeps those rows and generates only the missing
 batches; progress made under another key is discarded (logged), and a torn last line left by a
@@ -37,18 +37,10 @@ This module imports neither pydantic nor Snakemake at import time.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from importlib import metadata
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -65,6 +57,13 @@ from mathrecipes.decoding import (
 )
 from mathrecipes.prompting import format_prompt
 from mathrecipes.records import read_records, write_table
+from mathrecipes.resumable import (
+    Progress,
+    job_key,
+    package_version,
+    runtime_settings,
+    stop_on_sigterm,
+)
 from mathrecipes.training.data import encode_prompts, eos_id, pad_id
 
 log = logging.getLogger(__name__)
@@ -84,9 +83,6 @@ OUTPUT_SCHEMA = pa.schema(
 
 # The KV cache of the decoders (HFDecoder preallocates it), named for transformers' generate.
 CACHE_IMPLEMENTATION = "static"
-
-PROGRESS_FILE = "progress.jsonl"
-PROGRESS_FORMAT = 1
 
 
 class GenerationSpecError(ValueError):
@@ -144,163 +140,6 @@ def make_generation_config(g: Any, tokenizer: Any) -> Any:
         use_cache=True,
         cache_implementation=CACHE_IMPLEMENTATION,
     )
-
-
-# ------------------------------------------------------------------ resume
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def progress_key(
-    checkpoint_dir: str, benchmark_path: str, spec: Mapping[str, Any], runtime: Mapping[str, Any]
-) -> str:
-    """sha256 over everything that determines the rows of a generation job."""
-    from mathrecipes.provenance import code_fingerprint, file_sha256, path_sha256
-
-    parts = {
-        "format": PROGRESS_FORMAT,
-        "checkpoint": path_sha256(checkpoint_dir),
-        "benchmark": file_sha256(benchmark_path),
-        "spec": dict(spec),
-        "code": code_fingerprint("generate"),
-        "runtime": dict(runtime),
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-class Progress:
-    """The finished batches of one generation job, in ``resume_dir/progress.jsonl``.
-
-    The first line is a header with the job's key; then one line per finished batch,
-    ``{"batch": k, "rows": [...]}``, appended, flushed and fsynced. ``plan[k]`` lists the
-    ``(problem_id, sample)`` of batch ``k``; a batch line that does not match it is not trusted.
-    """
-
-    def __init__(self, resume_dir: str | Path, key: str, plan: Sequence[Sequence[tuple[str, int]]]):
-        self.dir = Path(resume_dir)
-        self.path = self.dir / PROGRESS_FILE
-        self.key = key
-        self.plan = [list(map(tuple, ids)) for ids in plan]
-        self._fh: Any = None
-
-    def _batch(self, line: bytes) -> tuple[int, list[dict[str, Any]]] | None:
-        """``(k, rows)`` of a well-formed batch line that matches the plan, else None."""
-        try:
-            entry = json.loads(line)
-            k, rows = entry["batch"], entry["rows"]
-            ids = [(r["problem_id"], r["sample"]) for r in rows]
-            if not (isinstance(k, int) and 0 <= k < len(self.plan) and ids == self.plan[k]):
-                return None
-            if any(set(r) != set(OUTPUT_SCHEMA.names) for r in rows):
-                return None
-        except (ValueError, TypeError, KeyError):
-            return None
-        return k, rows
-
-    def recover(self) -> dict[int, list[dict[str, Any]]]:
-        """Read what a previous attempt saved (dropping stale or torn parts) and open for
-        appending. Returns ``{batch index: rows}``."""
-        done: dict[int, list[dict[str, Any]]] = {}
-        if self.path.exists():
-            data = self.path.read_bytes()
-            lines = data.split(b"\n")  # the last item is b"" when the file ends with a newline
-            try:
-                header = json.loads(lines[0]) if len(lines) > 1 else None
-            except ValueError:
-                header = None
-            if not isinstance(header, dict) or header.get("key") != self.key:
-                made_for = header.get("key", "?")[:12] if isinstance(header, dict) else "unreadable"
-                log.warning(
-                    "discarding stale generation progress %s (key %s; this job's key %s: the "
-                    "checkpoint, benchmark, spec, code or device settings differ)",
-                    self.path,
-                    made_for,
-                    self.key[:12],
-                )
-                self.path.unlink()
-            else:
-                good = len(lines[0]) + 1
-                for line in lines[1:-1]:
-                    batch = self._batch(line)
-                    if batch is None:
-                        break
-                    done[batch[0]] = batch[1]
-                    good += len(line) + 1
-                if good < len(data):
-                    log.warning(
-                        "dropping %d bytes of torn or unreadable progress at the end of %s "
-                        "(a kill during a write); their batches are generated again",
-                        len(data) - good,
-                        self.path,
-                    )
-                    with open(self.path, "r+b") as fh:
-                        fh.truncate(good)
-                        fh.flush()
-                        os.fsync(fh.fileno())
-        if not self.path.exists():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            header = {"key": self.key, "format": PROGRESS_FORMAT, "batches": len(self.plan)}
-            with open(self.path, "wb") as fh:
-                fh.write(json.dumps(header).encode() + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            _fsync_dir(self.dir)
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - closed by finish()/close()
-        return done
-
-    def append(self, k: int, rows: Sequence[Mapping[str, Any]]) -> None:
-        line = json.dumps({"batch": k, "rows": list(rows)}).encode()
-        self._fh.write(line + b"\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-    def finish(self) -> None:
-        """Delete the progress (the final output is written)."""
-        self.close()
-        self.path.unlink(missing_ok=True)
-        with suppress(OSError):  # other files there: leave the folder
-            self.dir.rmdir()
-
-
-class _StopRequest:
-    requested = False
-
-
-@contextmanager
-def _stop_on_sigterm(enabled: bool) -> Iterator[_StopRequest]:
-    """While inside, SIGTERM only sets ``.requested`` (checked between batches)."""
-    stop = _StopRequest()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        log.warning("SIGTERM: finishing the batch in flight, saving it, then stopping")
-        stop.requested = True
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # ------------------------------------------------------------------ the job
@@ -391,20 +230,25 @@ def generate_file(
     done: dict[int, list[dict[str, Any]]] = {}
     store = None
     if resume_dir is not None:
-        runtime = {  # what else can change the numbers: a GPU model, CPU threads, versions
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "threads": threads if device.type == "cpu" else None,
-            "dtype": str(dtype),
-            "attn_implementation": attn if g.backend == "hf" else None,
-            "torch": _package_version("torch"),
-            "transformers": _package_version("transformers"),
-            "vllm": _package_version("vllm") if g.backend == "vllm" else None,
-        }
-        plan = [[(str(records[i]["id"]), s) for i, s in batch] for batch in batches]
-        key = progress_key(
-            checkpoint_dir, benchmark_path, g.model_dump(mode="json", by_alias=True), runtime
+        runtime = runtime_settings(  # what else can change the numbers
+            torch,
+            device,
+            threads,
+            dtype,
+            attn_implementation=attn if g.backend == "hf" else None,
+            vllm=package_version("vllm") if g.backend == "vllm" else None,
         )
-        store = Progress(resume_dir, key, plan)
+        plan = [[(str(records[i]["id"]), s) for i, s in batch] for batch in batches]
+        spec_json = g.model_dump(mode="json", by_alias=True)
+        store = Progress(
+            resume_dir,
+            job_key("generate", checkpoint_dir, benchmark_path, spec_json, runtime),
+            plan,
+            columns=OUTPUT_SCHEMA.names,
+            row_id=lambda r: (r["problem_id"], r["sample"]),
+            what="generation",
+            logger=log,
+        )
         done = store.recover()
         if done:
             log.info(
@@ -446,7 +290,7 @@ def generate_file(
         unit="seq",
     )
     try:
-        with _stop_on_sigterm(enabled=store is not None) as stop:
+        with stop_on_sigterm(store is not None, log) as stop:
             for k in todo:
                 if stop.requested:
                     raise GenerationInterrupted(

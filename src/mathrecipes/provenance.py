@@ -42,9 +42,18 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "weakness_seeds": ("embedding.py", "synthesis/weakness.py"),
     "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
     "train": ("training", "prompting.py"),
-    "generate": ("generation.py", "decoding", "prompting.py"),
+    "generate": ("generation.py", "decoding", "prompting.py", "resumable.py"),
+    # the likelihood of the benchmarks' reference solutions: the checkpoint's forward on the
+    # training examples' tokens (training/data.py, prompting.py); no grading
+    "likelihood": (
+        "likelihood.py",
+        "decoding",
+        "prompting.py",
+        "training/data.py",
+        "resumable.py",
+    ),
     "grade": ("grading", "latex.py"),
-    "tables": ("tables.py",),
+    "tables": ("tables", "stats.py"),
 }
 
 # Packages whose versions are written into manifests.

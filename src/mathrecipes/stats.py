@@ -228,14 +228,18 @@ def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     n = np.asarray(n, dtype=np.int64)
     c = np.asarray(c, dtype=np.int64)
     out = np.full(n.shape, np.nan)
-    ok = n >= k
-    for i in np.flatnonzero(ok):
-        ni, ci = int(n[i]), int(c[i])
+    pairs, inverse = np.unique(np.stack([n, c]), axis=1, return_inverse=True)
+    values = np.full(pairs.shape[1], np.nan)
+    for i, (ni, ci) in enumerate(pairs.T.tolist()):  # few distinct (n, c) pairs
+        if ni < k:
+            continue
         if ni - ci < k:
-            out[i] = 1.0
+            values[i] = 1.0
         else:
             j = np.arange(ni - ci + 1, ni + 1, dtype=np.float64)
-            out[i] = 1.0 - float(np.prod(1.0 - k / j))
+            values[i] = 1.0 - float(np.prod(1.0 - k / j))
+    if n.size:
+        out = values[inverse.reshape(-1)]
     return out
 
 

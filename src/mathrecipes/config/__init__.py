@@ -7,14 +7,18 @@ Every section is a pydantic model with ``extra="forbid"``; defaults live here an
 One module per section: :mod:`~mathrecipes.config.sources` (``datasets``, ``benchmarks``),
 :mod:`~mathrecipes.config.teachers` and :mod:`~mathrecipes.config.synthesis` (``synthesis``),
 :mod:`~mathrecipes.config.recipes`, :mod:`~mathrecipes.config.students`,
-:mod:`~mathrecipes.config.evaluation` (``generation``, ``grading``, ``tables``),
-:mod:`~mathrecipes.config.planning` (``plan``); the whole config
-and its cross-references in :mod:`~mathrecipes.config.experiment`. Every name is importable from
-here.
+:mod:`~mathrecipes.config.evaluation` (``generation``, ``likelihood``, ``grading``,
+``tables``), :mod:`~mathrecipes.config.planning` (``plan``); the whole config and its
+cross-references in :mod:`~mathrecipes.config.experiment`. Every name is importable from here.
 """
 
 from mathrecipes.config.base import NAME_RE, ConfigError, Name, Strict, plain, slug
-from mathrecipes.config.evaluation import GenerationSpec, GradingSpec, TablesSpec
+from mathrecipes.config.evaluation import (
+    GenerationSpec,
+    GradingSpec,
+    LikelihoodSpec,
+    TablesSpec,
+)
 from mathrecipes.config.experiment import Config, load_config, validate_source
 from mathrecipes.config.planning import PlanSpec
 from mathrecipes.config.recipes import (
@@ -93,6 +97,7 @@ __all__ = [
     "HFSource",
     "HFTeacherSpec",
     "JudgedSpec",
+    "LikelihoodSpec",
     "LocalSource",
     "MixPart",
     "ModelSpec",

@@ -1,13 +1,18 @@
-"""``generation``, ``grading`` and ``tables``: how the students are evaluated and reported."""
+"""``generation``, ``likelihood``, ``grading`` and ``tables``: how the students are evaluated and
+reported."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mathrecipes.config.base import Name, Strict
 from mathrecipes.grading.settings import GradePolicy, GradeSettings
+
+# The same pattern as mathrecipes.tables.compute.METRIC (not imported: config stays light).
+METRIC = re.compile(r"^(accuracy|bpb|(pass|maj)@([1-9]\d*))$")
 
 
 class GenerationSpec(Strict):
@@ -44,6 +49,22 @@ class GenerationSpec(Strict):
         return self
 
 
+class LikelihoodSpec(Strict):
+    """The likelihood of each benchmark's reference solutions under every student: the summed
+    negative log-likelihood of the solution tokens given the prompt (teacher-forced, as in
+    training) and bits per byte (comparable across tokenizers). The dtype and attention
+    implementation are `generation`'s (generation.dtype, generation.attn_implementation)."""
+
+    enabled: bool = Field(
+        True,
+        description="score the reference solutions (benchmark rows with an empty solution are "
+        "left out); false: no likelihood jobs and no likelihood columns in the tables",
+    )
+    batch_size: int = Field(
+        32, gt=0, description="sequences per forward pass (prompt + solution, padded)"
+    )
+
+
 class GradingSpec(Strict):
     """How the grading jobs run and the answer-equivalence policies they apply; every key is a
     key of :class:`mathrecipes.grading.GradeSettings`, with its default and checks."""
@@ -77,9 +98,46 @@ class GradingSpec(Strict):
 
 
 class TablesSpec(Strict):
-    """The tables and the figure."""
+    """The tables and the figure: which metrics, and how recipes are compared (docs/tables.md).
+    Editing any of these reruns the tables only."""
 
     baseline: Name = Field(description="the recipe the deltas are computed against")
     figure_benchmarks: list[Name] | Literal["all"] = Field(
         "all", description="the benchmarks in the figure: all, or a list of names"
     )
+    metrics: list[str] | Literal["auto"] = Field(
+        "auto",
+        description="the metrics reported: accuracy, pass@k, maj@k (k up to "
+        "generation.n_samples), bpb (bits per byte of the reference solutions, from the "
+        "likelihood rule); auto = accuracy, pass@n and maj@n with n > 1 samples, bpb when "
+        "likelihood is enabled",
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="level of the better / worse verdicts (after Holm)"
+    )
+    bootstrap: int = Field(
+        1000, ge=100, description="bootstrap replicates of a cell's interval (one seed)"
+    )
+    seed: int = Field(0, ge=0, description="seed of the bootstrap (the tables are reproducible)")
+    wilson_below: int = Field(
+        300,
+        ge=0,
+        description="a 0/1 score per problem on fewer problems than this gets a Wilson "
+        "interval; more problems, several samples or seeds get the bootstrap or t interval",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, value: list[str] | str) -> list[str] | str:
+        if value == "auto":
+            return value
+        if not value:
+            raise ValueError("name at least one metric, or auto")
+        for name in value:
+            if not METRIC.match(name):
+                raise ValueError(
+                    f"unknown metric {name!r}: accuracy, bpb, pass@k or maj@k (k >= 1)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("a metric is listed twice")
+        return value

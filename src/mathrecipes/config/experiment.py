@@ -7,7 +7,12 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from mathrecipes.config.base import ConfigError, Name, Strict
-from mathrecipes.config.evaluation import GenerationSpec, GradingSpec, TablesSpec
+from mathrecipes.config.evaluation import (
+    GenerationSpec,
+    GradingSpec,
+    LikelihoodSpec,
+    TablesSpec,
+)
 from mathrecipes.config.planning import PlanSpec
 from mathrecipes.config.recipes import RecipeSpec
 from mathrecipes.config.sources import (
@@ -50,6 +55,10 @@ class Config(Strict):
     students: dict[Name, StudentSpec] = Field(min_length=1, description="student models, by name")
     generation: GenerationSpec = Field(
         default_factory=GenerationSpec, description="how the students answer the benchmarks"
+    )
+    likelihood: LikelihoodSpec = Field(
+        default_factory=LikelihoodSpec,
+        description="how likely each student finds the benchmarks' reference solutions",
     )
     grading: GradingSpec = Field(
         default_factory=GradingSpec, description="how the answers are graded"
@@ -105,6 +114,21 @@ class Config(Strict):
                 if b not in self.benchmarks:
                     problems.append(("tables.figure_benchmarks", f"unknown benchmark {b!r}"))
         problems.extend(self._cycles())
+        if self.tables.metrics != "auto":
+            if "bpb" in self.tables.metrics and not self.likelihood.enabled:
+                problems.append(
+                    ("tables.metrics", "bpb needs the likelihood rule (likelihood.enabled: true)")
+                )
+            for name in self.tables.metrics:
+                k = int(name.split("@")[1]) if "@" in name else 1
+                if k > self.generation.n_samples:
+                    problems.append(
+                        (
+                            "tables.metrics",
+                            f"{name} needs at least {k} samples per problem; "
+                            f"generation.n_samples is {self.generation.n_samples}",
+                        )
+                    )
         for name, spec in self.benchmarks.items():
             if isinstance(spec, BuiltinSource) and spec.split != "test":
                 problems.append(

@@ -53,6 +53,7 @@ SECTIONS = (
     ("Recipes", "recipes"),
     ("Students", "students"),
     ("Generation", "generation"),
+    ("Likelihood", "likelihood"),
     ("Grading", "grading"),
     ("Tables", "tables"),
     ("Plan", "plan"),

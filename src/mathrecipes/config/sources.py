@@ -49,9 +49,11 @@ class BuiltinSource(Strict):
         description="train and test problems are disjoint by construction; a benchmark must be "
         "test",
     )
-    style: Literal["answer_only", "prose"] = Field(
+    style: Literal["answer_only", "prose", "structured"] = Field(
         "answer_only",
-        description="the solution: answer_only ('#### 42') or prose (a short worded solution)",
+        description="the solution: answer_only ('#### 42'), prose (a short worded solution) or "
+        "structured (one line per step with its computation, '58 + 1 = 59', then \\boxed{59}: "
+        "a reference solution for the likelihood rule)",
     )
     n: int = Field(gt=0, description="number of problems")
     seed: int = Field(0, description="generator seed")

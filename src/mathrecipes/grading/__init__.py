@@ -68,6 +68,8 @@ Modules (each imports only those above it)
 * :mod:`~mathrecipes.grading.pool`: the worker processes and their deadlines;
 * :mod:`~mathrecipes.grading.items`: :func:`grade_items`, :func:`summarize`;
 * :mod:`~mathrecipes.grading.audit`: :func:`disagreement_category` and the agreement figures;
+* :mod:`~mathrecipes.grading.groups`: :func:`answer_groups`, a problem's samples grouped by the
+  grader's equivalence (the ``answer_group`` column, for majority voting);
 * :mod:`~mathrecipes.grading.files`: :func:`grade_records`, :func:`grade_file`.
 
 The names below are loaded on first use, so that ``mathrecipes.grading.settings`` (which the
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
     from mathrecipes.grading.audit import disagreement_category
     from mathrecipes.grading.extraction import extract_answer
     from mathrecipes.grading.files import grade_file, grade_records
+    from mathrecipes.grading.groups import answer_groups
     from mathrecipes.grading.items import VERDICTS, GradeItem, Verdict, grade_items, summarize
     from mathrecipes.grading.normalization import string_match
     from mathrecipes.grading.settings import GRADER_NAME, GradeSettings, grader_version
@@ -97,6 +100,7 @@ __all__ = [
     "GradeItem",
     "GradeSettings",
     "Verdict",
+    "answer_groups",
     "disagreement_category",
     "extract_answer",
     "grade_file",
@@ -120,6 +124,7 @@ _HOME = {
     "grade_items": "items",
     "summarize": "items",
     "disagreement_category": "audit",
+    "answer_groups": "groups",
     "grade_file": "files",
     "grade_records": "files",
 }

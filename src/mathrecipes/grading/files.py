@@ -4,13 +4,16 @@ generations parquet against a benchmark parquet), with the summary written to ma
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mathrecipes.grading.audit import agreement, category, disagreements
+from mathrecipes.grading.groups import MAX_REPRESENTATIVES, answer_groups
 from mathrecipes.grading.items import GradeItem, Verdict, grade_items, summarize
+from mathrecipes.grading.pool import Pool
 from mathrecipes.grading.settings import GRADER_NAME, GradeSettings, grader_version
 
 
@@ -102,6 +105,7 @@ def grade_file(
     settings: Mapping[str, Any] | GradeSettings,
     progress: bool = True,
     disagreements_path: str | Path | None = None,
+    max_representatives: int = MAX_REPRESENTATIVES,
 ) -> dict[str, Any]:
     """Grade a generations parquet against a benchmark parquet; write ``out_path``.
 
@@ -109,15 +113,24 @@ def grade_file(
     through when present and ``"length"`` there marks a truncated generation); the benchmark is
     a canonical record file (gold = ``answer``, joined on ``problem_id == id``).  The output has
     one row per (problem_id, sample), sorted, with columns problem_id, sample, gold, extracted,
-    verdict, rule, grader, grader_version, policy, seconds [, finish_reason].
+    verdict, rule, grader, grader_version, policy, seconds, answer_group [, finish_reason].
+
+    ``answer_group`` (int64, null for a sample that does not vote) groups the samples of a
+    problem whose answers the grader judges equivalent, for majority voting: ids 0, 1, ... by
+    first appearance, every ``correct`` sample in the gold's group; see
+    :mod:`mathrecipes.grading.groups` (``max_representatives`` bounds its comparisons).  With
+    several samples per problem one worker pool serves grading and grouping; with one sample
+    per problem grouping runs no comparison.
 
     With ``disagreements_path`` every row is also graded by plain Math-Verify and by string
     match (see :mod:`mathrecipes.grading.audit`) and the rows where the three disagree are
     written there (problem_id, sample, gold, extracted, ours, rule, math_verify,
     math_verify_extracted, string_match, category).  Returns :func:`summarize` plus
     ``no_answer_rate`` (no_answer / scored rows), ``truncated``, ``grader``, ``grader_version``,
-    ``policy`` and, with an audit, ``agreement`` (fractions of rows where the graders agree
-    about "correct") and ``disagreements`` (count).
+    ``policy``, ``answer_groups`` (comparisons, timeouts, fallbacks, max_representatives,
+    max_timeouts: :class:`~mathrecipes.grading.groups.GroupCounts`) and, with an audit,
+    ``agreement`` (fractions of rows where the graders agree about "correct") and
+    ``disagreements`` (count).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -176,7 +189,15 @@ def grade_file(
         for pid, sample, completion, fr in rows
     ]
     audit = disagreements_path is not None
-    verdicts = grade_items(items, settings, progress=progress, audit=audit)
+    pids = [r[0] for r in rows]
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if len(set(pids)) < len(pids):  # several samples of a problem: groups may compare
+            pool = stack.enter_context(Pool(settings, min(settings.workers, len(items))))
+        verdicts = grade_items(items, settings, progress=progress, audit=audit, pool=pool)
+        groups, group_counts = answer_groups(
+            pids, verdicts, settings, pool=pool, max_representatives=max_representatives
+        )
 
     version = grader_version()
     columns: dict[str, pa.Array] = {
@@ -190,6 +211,7 @@ def grade_file(
         "grader_version": pa.array([version] * len(rows), pa.string()),
         "policy": pa.array([settings.policy_json()] * len(rows), pa.string()),
         "seconds": pa.array([v.seconds for v in verdicts], pa.float64()),
+        "answer_group": pa.array(groups, pa.int64()),
     }
     if has_finish:
         columns["finish_reason"] = pa.array(
@@ -197,6 +219,7 @@ def grade_file(
         )
 
     summary = _summary(verdicts, settings, audit)
+    summary["answer_groups"] = group_counts.as_dict(max_representatives)
     if audit:
         found = disagreements(verdicts, [it.gold for it in items])
         keep = [i for i, _ in found]

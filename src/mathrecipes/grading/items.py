@@ -8,6 +8,7 @@ once, and a gold known to be unparseable settles its other items without a worke
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -56,6 +57,7 @@ def grade_items(
     progress: bool = False,
     *,
     audit: bool = False,
+    pool: Pool | None = None,
 ) -> list[Verdict]:
     """Grade items with a pool of ``settings.workers`` processes; results in input order.
 
@@ -66,7 +68,9 @@ def grade_items(
     (``gold_unparseable`` if it was the gold that failed).  See :mod:`mathrecipes.grading` for
     every verdict and rule.  ``audit=True`` also fills ``math_verify`` (plain Math-Verify on
     the whole completion, same workers, same per-item limit) and ``string_match``.
-    ``progress=True`` shows a tqdm bar on stderr.
+    ``progress=True`` shows a tqdm bar on stderr.  ``pool``: run in this
+    :class:`~mathrecipes.grading.pool.Pool` (made with ``settings``, left open for the caller's
+    next run) instead of one started and closed here.
     """
     n = len(items)
     multi = {g: is_multi_valued(g) for g in {it.gold for it in items}}
@@ -169,7 +173,9 @@ def grade_items(
     queue.extend((i, True, audit) for i in range(n) if extracted[i][0] is None)
     try:
         if queue:
-            with Pool(settings, min(settings.workers, len(queue))) as pool:
+            with contextlib.ExitStack() as stack:
+                if pool is None:
+                    pool = stack.enter_context(Pool(settings, min(settings.workers, len(queue))))
                 pool.run(
                     queue, prepare, on_ours, on_plain, gold_known_ok, lambda t: items[t[0]].gold
                 )

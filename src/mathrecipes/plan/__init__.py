@@ -172,7 +172,7 @@ def _work(cfg: Config, sizes: Sizes, jobs: list[Job], entries: list[dict]) -> di
                 likelihood.append({**row, "reference_solutions": e["units"],
                                    "forward_tokens_upper_bound": bound,
                                    "note": "forward tokens are known after ingest; the bound is "
-                                   "reference solutions x the student's training.max_length"})  # fmt: skip
+                                   "reference solutions x model.max_position_embeddings"})  # fmt: skip
     synth_names = sorted({j.wildcards["synth"] for j in jobs if j.rule == "synthesize_shard"
                           and j.wildcards.get("synth") in cfg.synthesis})  # fmt: skip
     synthesis = [synthesis_entry(cfg, sizes, n) for n in synth_names]

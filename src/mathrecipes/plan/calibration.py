@@ -18,7 +18,7 @@ probe_grades                                                summed (one worker's
 synthesize_shard      requests sent (usage, cached ones     wall_time_s (manifest)
                       left out), or input_rows without a
                       model
-score_likelihood      the benchmark's rows (its manifest)   (none: seconds per unit)
+score_likelihood      rows of the manifest summary          forward_s (manifest summary)
 anything else         1 job                                 (none: seconds per job)
 ====================  ===================================  ====================================
 
@@ -182,10 +182,15 @@ def _synthesis(results: Path, job: str) -> tuple[str, float | None, float | None
 
 
 def _likelihood(results: Path, job: str) -> tuple[str, float | None, float | None]:
-    benchmark = job.rsplit("/", 1)[-1]
-    summary = (_json(results / "benchmarks" / f"{benchmark}.manifest.json") or {}).get("summary")
-    rows = (summary or {}).get("rows")
-    return REFERENCES, (float(rows) if rows is not None else None), None
+    """Reference solutions (the summary's rows, else the benchmark's) and the forward passes'
+    seconds."""
+    summary = (_json(results / "likelihood" / f"{job}.manifest.json") or {}).get("summary") or {}
+    rows = summary.get("rows")
+    if rows is None:
+        benchmark = job.rsplit("/", 1)[-1]
+        bench = _json(results / "benchmarks" / f"{benchmark}.manifest.json") or {}
+        rows = (bench.get("summary") or {}).get("rows")
+    return REFERENCES, (float(rows) if rows is not None else None), summary.get("forward_s")
 
 
 def measure(results: Path, rule: str, job: str) -> tuple[str, float | None, float | None]:

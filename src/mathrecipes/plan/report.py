@@ -113,7 +113,7 @@ def _work(doc: dict[str, Any]) -> list[str]:
             bounds = [r["forward_tokens_upper_bound"] for r in work[key]]
             known = [b for b in bounds if b is not None]
             out.append(f"    forward tokens: at most {count(sum(known), len(bounds) - len(known))}"
-                       " (reference solutions x the student's training.max_length)")  # fmt: skip
+                       " (reference solutions x a scratch student's model.max_position_embeddings)")  # fmt: skip
         notes: dict[str, list[str]] = defaultdict(list)
         for r in work[key]:
             if r.get("note") and r[value] is None and r["benchmark"] not in notes[r["note"]]:

@@ -12,7 +12,7 @@ grade_generations             graded items            problems x samples
 probe_grades
 synthesize_shard              teacher requests        pool rows / shards x requests per row
                               (pool rows: no model)
-score_likelihood              reference solutions     problems (tokens known after ingest)
+score_likelihood              reference solutions     problems (their tokens: after ingest)
 anything else                 jobs                    1 (a fixed cost per job)
 ============================  ======================  =========================================
 
@@ -271,12 +271,14 @@ def job_units(cfg: Config, sizes: Sizes, job: Job) -> Units:
 
 
 def likelihood_tokens_bound(cfg: Config, job: Job, units: Units) -> float | None:
-    """An upper bound of a likelihood job's forward tokens: reference solutions x the student's
-    training ``max_length`` (the real count is known after ingest)."""
+    """An upper bound of a likelihood job's forward tokens: reference solutions x the longest
+    sequence the model takes (a scratch student's ``model.max_position_embeddings``; the
+    likelihood job cuts longer targets). Unknown for a pretrained student (its window is in its
+    own config) and before ingest the real count is not known."""
     student = _student(cfg, job)
-    if units.value is None or student is None:
+    if units.value is None or student is None or student.init != "scratch":
         return None
-    return units.value * student.training.max_length
+    return units.value * student.model.max_position_embeddings
 
 
 def config_seconds(cfg: Config, job: Job, units: Units) -> tuple[float | None, str]:
