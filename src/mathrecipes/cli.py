@@ -1,10 +1,11 @@
-"""Command line: ``mathrecipes ingest | grade | validate | trace``.
+"""Command line: ``mathrecipes ingest | grade | validate | plan | trace``.
 
 ``ingest`` turns a source (a local file or a Hugging Face dataset) plus a format adapter into a
 canonical parquet file, with the same code the Snakemake ingest rules run. ``grade`` grades a
 jsonl or parquet file of predictions against gold answers (field names are options) and prints a
 summary. ``validate [CONFIG]`` checks a config against the schema (what the Snakefile does before
-any job). ``trace CELL`` prints every file behind a table cell (``student/recipe/benchmark``)
+any job). ``plan CONFIG`` prints what a config will cost and what it can detect, before running
+(docs/plan.md). ``trace CELL`` prints every file behind a table cell (``student/recipe/benchmark``)
 with its content hash, from ``results/tables/provenance.json``.
 """
 
@@ -33,6 +34,22 @@ def _validate(args: argparse.Namespace) -> int:
         f"entr{'y' if len(cfg.synthesis) == 1 else 'ies'}, {len(cfg.recipes)} recipe(s), "
         f"{runs} training run(s), {runs * len(cfg.benchmarks)} evaluation(s)."
     )
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from mathrecipes.plan import PlanError, build_plan
+    from mathrecipes.plan.report import render
+
+    try:
+        doc = build_plan(args.config, results=args.results, snakefile=args.snakefile)
+    except PlanError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=2, sort_keys=False))
+    else:
+        print(render(doc), end="")
     return 0
 
 
@@ -192,6 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("validate", help="check a config against the schema")
     v.add_argument("config", nargs="?", default="config.yaml")
     v.set_defaults(func=_validate)
+    p = sub.add_parser("plan", help="what a config will cost and can detect, before running")
+    p.add_argument("config", help="the config file (as given to snakemake --configfile)")
+    p.add_argument(
+        "--results",
+        help="an earlier run's results folder: calibration and pilot grades (default: the "
+        "config's results folder)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON document (docs/plan.md)")
+    p.add_argument("--snakefile", help="the workflow (default: the repository's Snakefile)")
+    p.set_defaults(func=_plan)
     t = sub.add_parser("trace", help="list the files behind a table cell")
     t.add_argument("cell", help="student/recipe/benchmark, e.g. tiny/better/arith_test")
     t.add_argument("--provenance", default="results/tables/provenance.json")

@@ -8,8 +8,8 @@ One module per section: :mod:`~mathrecipes.config.sources` (``datasets``, ``benc
 :mod:`~mathrecipes.config.teachers` and :mod:`~mathrecipes.config.synthesis` (``synthesis``),
 :mod:`~mathrecipes.config.recipes`, :mod:`~mathrecipes.config.students`,
 :mod:`~mathrecipes.config.evaluation` (``generation``, ``likelihood``, ``grading``,
-``tables``); the whole config and its cross-references in :mod:`~mathrecipes.config.experiment`.
-Every name is importable from here.
+``tables``), :mod:`~mathrecipes.config.planning` (``plan``); the whole config and its
+cross-references in :mod:`~mathrecipes.config.experiment`. Every name is importable from here.
 """
 
 from mathrecipes.config.base import NAME_RE, ConfigError, Name, Strict, plain, slug
@@ -20,6 +20,7 @@ from mathrecipes.config.evaluation import (
     TablesSpec,
 )
 from mathrecipes.config.experiment import Config, load_config, validate_source
+from mathrecipes.config.planning import PlanSpec
 from mathrecipes.config.recipes import (
     Decontamination,
     MixPart,
@@ -103,6 +104,7 @@ __all__ = [
     "Name",
     "NearDedup",
     "OpenAITeacherSpec",
+    "PlanSpec",
     "RecipeSpec",
     "RephraseSpec",
     "RewriteSpec",

@@ -13,6 +13,7 @@ from mathrecipes.config.evaluation import (
     LikelihoodSpec,
     TablesSpec,
 )
+from mathrecipes.config.planning import PlanSpec
 from mathrecipes.config.recipes import RecipeSpec
 from mathrecipes.config.sources import (
     SOURCE_TAGS,
@@ -63,6 +64,10 @@ class Config(Strict):
         default_factory=GradingSpec, description="how the answers are graded"
     )
     tables: TablesSpec = Field(description="the tables and the figure")
+    plan: PlanSpec = Field(
+        default_factory=PlanSpec,
+        description="throughputs `mathrecipes plan` estimates hours from (never a job parameter)",
+    )
 
     def reference_problems(self) -> list[tuple[str, str]]:
         """Cross-references between sections, as (key path, problem) pairs."""

@@ -56,6 +56,7 @@ SECTIONS = (
     ("Likelihood", "likelihood"),
     ("Grading", "grading"),
     ("Tables", "tables"),
+    ("Plan", "plan"),
 )
 SAME_AS = {"benchmarks": "datasets"}  # sections whose entries are the same specs
 

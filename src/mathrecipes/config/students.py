@@ -99,7 +99,20 @@ class StudentResources(Strict):
         1000,
         gt=0,
         description="generation throughput the generation jobs' runtime is computed from "
-        "(every sample counted at max_new_tokens)",
+        "(every sample counted at max_new_tokens); `mathrecipes plan` uses it only when set "
+        "in the config",
+    )
+    train_tokens_per_s: float | None = Field(
+        None,
+        gt=0,
+        description="training throughput (max_steps x tokens_per_step per second): "
+        "`mathrecipes plan` estimates training hours from it when no earlier run calibrates them",
+    )
+    likelihood_tokens_per_s: float | None = Field(
+        None,
+        gt=0,
+        description="teacher-forced scoring throughput (tokens per second): `mathrecipes plan` "
+        "estimates likelihood hours from it when no earlier run calibrates them",
     )
 
 
