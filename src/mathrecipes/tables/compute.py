@@ -247,7 +247,6 @@ def cell_rows(groups: Sequence[Group], settings: TableSettings) -> list[dict[str
                 settings.alpha,
                 lower_is_better=metric == "bpb",
             )
-            r["family"] = len([x for x in family if x["p"] is not None])
     return rows
 
 
@@ -397,7 +396,8 @@ def _variance_shares(by_recipe, within, samples, pooled, seeds) -> dict[str, flo
 def agreement_rows(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """With two or more students over the same recipes: per benchmark and metric, the share of
     recipe pairs that each pair of students orders the same way (DataDecide's decision
-    accuracy, with the larger student as the reference when names do not say)."""
+    accuracy: whether a small student is a usable proxy for a larger one). A tie counts as an
+    order of its own."""
     by: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     for c in cells:
         by.setdefault((c["benchmark"], c["metric"]), {}).setdefault(c["student"], {})[

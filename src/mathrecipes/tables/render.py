@@ -264,7 +264,7 @@ def reliability_markdown(reliability: pl.DataFrame, agreement: pl.DataFrame) -> 
 
 def latex(scores: pl.DataFrame, metrics: Sequence[str], baseline: str) -> str:
     benches = sorted(scores["benchmark"].unique().to_list())
-    esc = lambda s: str(s).replace("_", r"\_").replace("@", r"@")  # noqa: E731
+    esc = lambda s: str(s).replace("_", r"\_")  # noqa: E731
     lines = [
         r"\begin{tabular}{lll" + "r" * (len(benches) + 1) + "}",
         r"\toprule",
