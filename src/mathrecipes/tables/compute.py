@@ -22,6 +22,8 @@ import polars as pl
 
 from mathrecipes import stats
 
+# Metrics whose seed variance is each recipe's own, not pooled over the recipes.
+UNPOOLED = frozenset({"bpb"})
 METRIC = re.compile(r"^(accuracy|bpb|(pass|maj)@([1-9]\d*))$")
 LN2 = math.log(2)
 
@@ -253,7 +255,14 @@ def cell_rows(groups: Sequence[Group], settings: TableSettings) -> list[dict[str
 def _metric_cells(g: Group, metric: str, by_recipe, settings: TableSettings) -> list[dict]:
     recipes = sorted(by_recipe)
     seeds = len(g.seeds)
-    pooled = stats.pooled_seed_variance([by_recipe[r] for r in recipes])
+    # proportions (accuracy, pass@k, maj@k) of one student share a scale: their seed variance
+    # is pooled over the recipes; bits per byte does not (a student that never saw the
+    # reference format varies by bits, one that did by hundredths): each recipe its own
+    pooled = (
+        (None, None)
+        if metric in UNPOOLED
+        else stats.pooled_seed_variance([by_recipe[r] for r in recipes])
+    )
     n = next(iter(by_recipe.values())).shape[0]
     binary = metric == "accuracy" and g.samples == 1
     lo_hi: dict[str, tuple[float, float, str]] = {}

@@ -156,7 +156,8 @@ def what_intervals_cover(seeds: Sequence[int], alpha: float, family: int | None)
     else:
         cover = (
             "they cover problems, samples and training seeds (the seed variance of a run's "
-            "score is pooled over the student's recipes on that benchmark)"
+            "score is pooled over the student's recipes on that benchmark for accuracy, pass@k "
+            "and maj@k; bits per byte uses each recipe's own)"
         )
     fam = f" ({family} cells)" if family else ""
     return (
