@@ -11,8 +11,8 @@ rule                  units measured                        work seconds
 ====================  ===================================  ====================================
 train_student         steps x tokens_per_step (checkpoint   train_loop_s (train_summary.json)
                       manifest and train_summary.json)
-generate_answers,     the generations' n_completion_tokens  generate_s (manifest summary)
-probe_answers
+generate_answers,     rows x max_new_tokens (the plan's     generate_s (manifest summary)
+probe_answers         upper bound, the same unit)
 grade_generations,    rows of the grade file                the grader's seconds per item,
 probe_grades                                                summed (one worker's time)
 synthesize_shard      requests sent (usage, cached ones     wall_time_s (manifest)
@@ -159,9 +159,19 @@ def _train(results: Path, job: str) -> tuple[str, float | None, float | None]:
 
 
 def _generation(stem: Path) -> tuple[str, float | None, float | None]:
+    """The same unit the plan counts for a new config: rows x max_new_tokens (an upper bound;
+    dividing by the tokens actually generated instead would price every planned token, most of
+    which a student that stops early never generates, at the rate of a real one: about 3x too
+    high on the default run). Without the params, the tokens generated."""
     manifest = _json(Path(f"{stem}.manifest.json")) or {}
-    units = _parquet_sum(Path(f"{stem}.parquet"), "n_completion_tokens")
-    return GENERATED, units, (manifest.get("summary") or {}).get("generate_s")
+    summary = manifest.get("summary") or {}
+    max_new = (manifest.get("params") or {}).get("max_new_tokens")
+    rows = summary.get("n_rows")
+    if max_new and rows:
+        units = float(rows * max_new)
+    else:
+        units = _parquet_sum(Path(f"{stem}.parquet"), "n_completion_tokens")
+    return GENERATED, units, summary.get("generate_s")
 
 
 def _grades(parquet: Path) -> tuple[str, float | None, float | None]:
