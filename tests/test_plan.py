@@ -230,7 +230,7 @@ def small_run(tmp_path_factory):
     return work, config
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # a real 12-job run: `pytest -m heavy`
 def test_calibration_from_a_real_run(small_run):
     work, config = small_run
     res = work / "results"
@@ -266,7 +266,7 @@ def test_calibration_from_a_real_run(small_run):
     assert longer["estimates"]["rules"]["train_student"]["pending_hours"] > 0
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_throughputs_are_not_job_parameters(small_run):
     """Adding the plan's throughput keys to the run's config reruns nothing."""
     work, _ = small_run

@@ -7,8 +7,8 @@ import pytest
 from mathrecipes import provenance as P
 
 # Modules that cannot change a result: they are deliberately in no fingerprint (the config
-# schema reaches every job through its params instead).
-NOT_RESULT_AFFECTING = {"config", "runlog.py", "cli.py", "py.typed"}
+# schema reaches every job through its params instead; the planner runs no job).
+NOT_RESULT_AFFECTING = {"config", "runlog.py", "cli.py", "py.typed", "plan"}
 
 
 def _entries_claimed():
