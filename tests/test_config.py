@@ -152,3 +152,12 @@ def test_tables_metrics_are_checked_against_the_samples_and_the_likelihood_rule(
     raw["tables"]["metrics"] = ["accuracy", "pass@0"]
     with pytest.raises(ConfigError, match=r"tables.metrics.*unknown metric 'pass@0'"):
         load_config(raw)
+
+
+def test_a_negative_training_seed_is_a_config_error_naming_the_key():
+    raw = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    raw["seeds"] = [0, -1]
+    with pytest.raises(
+        ConfigError, match=r"config key 'seeds.1': a training seed must be 0 or more"
+    ):
+        load_config(raw)

@@ -37,7 +37,8 @@ class Config(Strict):
 
     results: str = Field("results", description="output folder, relative to the working directory")
     seeds: list[int] = Field(
-        min_length=1, description="training seeds: every (student, recipe) is trained once per seed"
+        min_length=1,
+        description="training seeds (0 or more): every (student, recipe) is trained once per seed",
     )
     datasets: dict[Name, SourceSpec] = Field(
         min_length=1, description="raw training datasets, by name; source picks the kind"
@@ -140,6 +141,9 @@ class Config(Strict):
                 )
         if len(set(self.seeds)) != len(self.seeds):
             problems.append(("seeds", "duplicate seed"))
+        for i, seed in enumerate(self.seeds):
+            if seed < 0:  # the path scheme (seed-{seed}) and torch's generators need seed >= 0
+                problems.append((f"seeds.{i}", f"a training seed must be 0 or more, not {seed}"))
         problems.extend(self._format_problems())
         problems.extend(self._text_problems())
         problems.extend(self._grading_problems())
