@@ -185,8 +185,7 @@ def _group(student, bench, sub, likelihood, metrics) -> Group:
         if m == "_within":
             group.within = arrays
             continue
-        short = [m for a in arrays.values() if np.isnan(a).any()]
-        if short:
+        if any(np.isnan(a).any() for a in arrays.values()):
             group.notes.append(f"{m}: fewer samples than k on some problems; metric left out")
             continue
         group.values[m] = arrays
