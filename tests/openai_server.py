@@ -83,7 +83,16 @@ class Instrument:
         s["max_in_flight"] = max(s["max_in_flight"], s["in_flight"])
         status = {"code": 0, "done": False}
 
+        replayed = False
+
         async def replay() -> dict:
+            # The body once, as it came; after that the real channel, which blocks until the
+            # client disconnects (an app that listens for the disconnect, as transformers>=5.25
+            # does, would spin forever on a replayed body and grow without bound).
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
             return {"type": "http.request", "body": raw, "more_body": False}
 
         def finish() -> None:
