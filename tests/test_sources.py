@@ -119,3 +119,32 @@ def test_cli_grade(tmp_path, capsys):
     assert "missing field 'completion'" in capsys.readouterr().err
     assert main(["grade", str(src), "-o", str(out), "--policy", "bogus=1", "-q"]) == 1
     assert "unknown grading setting(s) bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("suffix", "data", "line"),
+    [
+        (".jsonl", b'{"problem": "a", "answer": "1"}\n{"problem": "caf\xe9", "answer": "2"}\n', 2),
+        (".json", b'[{"problem": "a", "answer": "1"},\n {"problem": "caf\xe9", "answer": "2"}]', 2),
+        (".csv", b"problem,answer\na,1\ncaf\xe9 au lait costs,2\n", 3),
+    ],
+)
+def test_bytes_that_are_not_utf8_name_the_file_line_and_offset(tmp_path, suffix, data, line):
+    src = tmp_path / f"latin1{suffix}"
+    src.write_bytes(data)
+    offset = data.index(b"\xe9")
+    with pytest.raises(ValueError) as info:
+        ingest("x", {"source": "local", "path": str(src)}, tmp_path / "o.parquet",
+               tmp_path / "q.parquet", progress=False)  # fmt: skip
+    assert str(info.value) == (
+        f"{src} line {line}: not UTF-8: byte 0xe9 at byte offset {offset} of the file "
+        "(invalid continuation byte); save the file as UTF-8"
+    )
+
+
+def test_a_malformed_json_file_names_the_file_and_line(tmp_path):
+    src = tmp_path / "broken.json"
+    src.write_text('[{"problem": "a", "answer": "1"},\n {"problem": }]')
+    with pytest.raises(ValueError, match=rf"^{src} line 2 column 14: malformed JSON \(Expecting"):
+        ingest("x", {"source": "local", "path": str(src)}, tmp_path / "o.parquet",
+               tmp_path / "q.parquet", progress=False)  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,6 +24,20 @@ from mathrecipes.sources.text import DEFAULT_TEXT_FIELD, TEXT_SUFFIXES, read_tex
 def local_input_files(pattern: str) -> list[str]:
     files = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
     return files
+
+
+def decode_utf8(path: str, data: bytes, *, start: int = 0, line: int | None = None) -> str:
+    """``data`` as UTF-8 text: the bytes of ``path`` from byte ``start`` on, one line (``line``,
+    counted from 1) or the whole file. Bytes that are not UTF-8 fail naming the file, the line
+    and the byte's offset in the file (not Python's bare 'codec can't decode')."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = line if line is not None else data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"{path} line {lineno}: not UTF-8: byte 0x{data[exc.start]:02x} at byte offset "
+            f"{start + exc.start} of the file ({exc.reason}); save the file as UTF-8"
+        ) from None
 
 
 class LocalSource:
@@ -39,8 +54,11 @@ class LocalSource:
     def _raw(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         suffix = Path(path).suffix.lower()
         if suffix in (".jsonl", ".ndjson"):
-            with open(path, encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, start=1):
+            with open(path, "rb") as fh:
+                offset = 0
+                for lineno, raw_line in enumerate(fh, start=1):
+                    line = decode_utf8(path, raw_line, start=offset, line=lineno)
+                    offset += len(raw_line)
                     if not line.strip():
                         continue
                     try:
@@ -53,7 +71,12 @@ class LocalSource:
                         raise ValueError(f"{path} line {lineno}: expected a JSON object")
                     yield f"{path} line {lineno}", obj
         elif suffix == ".json":
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            try:
+                data = json.loads(decode_utf8(path, Path(path).read_bytes()))
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"{path} line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg})"
+                ) from None
             if isinstance(data, dict):
                 data = data.get("data", data.get("rows", [data]))
             for i, obj in enumerate(data):
@@ -64,9 +87,9 @@ class LocalSource:
             for i, obj in enumerate(pq.read_table(path).to_pylist()):
                 yield f"{path} row {i}", obj
         elif suffix == ".csv":
-            with open(path, newline="", encoding="utf-8") as fh:
-                for i, obj in enumerate(csv.DictReader(fh), start=2):
-                    yield f"{path} line {i}", obj
+            text = io.StringIO(decode_utf8(path, Path(path).read_bytes()), newline="")
+            for i, obj in enumerate(csv.DictReader(text), start=2):
+                yield f"{path} line {i}", obj
         elif suffix in TEXT_SUFFIXES:
             if self.spec.format != "text":
                 raise ValueError(
