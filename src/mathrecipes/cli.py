@@ -123,8 +123,14 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _read_rows(path: Path) -> list[dict]:
     from mathrecipes.sources.local import LocalSource
+    from mathrecipes.sources.rows import BadRow
 
-    return [row for _, row in LocalSource("input", {"source": "local", "path": str(path)}).rows()]
+    rows = []
+    for where, row in LocalSource("input", {"source": "local", "path": str(path)}).rows():
+        if isinstance(row, BadRow):
+            raise ValueError(f"{where}: {row.reason}")
+        rows.append(row)
+    return rows
 
 
 def _grade(args: argparse.Namespace) -> int:
