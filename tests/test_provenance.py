@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import documented_folder_hash
 
 from mathrecipes import provenance as P
 
@@ -186,3 +187,21 @@ def test_trace_on_a_corrupt_provenance_file_is_a_clear_error(tmp_path, capsys, t
     prov.write_text(json.dumps({"nano/better/id_test": CELL}))  # the shape trace reads
     assert main(["trace", "nano/better/id_test", "--provenance", str(prov)]) == 0
     assert "seed-0  sha256:cdcdcdcdcdcd" in capsys.readouterr().out
+
+
+def test_folder_hash_is_what_the_documented_command_computes_and_ignores_snakemake_files(
+    tmp_path,
+):
+    d = tmp_path / "seed-0"
+    (d / "sub").mkdir(parents=True)
+    (d / "model.safetensors").write_bytes(bytes(range(256)) * 4)
+    (d / "config.json").write_text('{"a": 1}\n')
+    (d / "sub" / "b.txt").write_text("b\n")
+    (d / "sub-a").write_text("sorted by path bytes, not by path parts\n")
+    (d / "manifest.json").write_text('{"outputs": {}}\n')  # written by the job: not hashed
+    h = P.path_sha256(d)
+    (d / ".snakemake_timestamp").write_text("")  # Snakemake adds it after the job
+    assert P.path_sha256(d) == h  # so the manifest's hash can be reproduced after the run
+    assert documented_folder_hash(d) == h
+    (d / "sub" / "b.txt").write_text("c\n")
+    assert P.path_sha256(d) != h and documented_folder_hash(d) == P.path_sha256(d)
