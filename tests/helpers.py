@@ -8,7 +8,8 @@ from here, never from each other.
 - synthesis shards: :func:`synthesis_spec`, :func:`run_shard`, :func:`row_meta`,
   :func:`hf_teacher`, :func:`assert_accounted`;
 - the OpenAI-compatible server on loopback: :class:`Server` (``tests/openai_server.py``);
-- students: :data:`TINY_MODEL`, :func:`arithmetic_rows`, :func:`student_spec`.
+- students: :data:`TINY_MODEL`, :func:`arithmetic_rows`, :func:`student_spec`;
+- provenance: :func:`documented_folder_hash` (the docs' command for a folder's hash).
 """
 
 from __future__ import annotations
@@ -439,3 +440,18 @@ def student_spec(**training: Any) -> dict:
     return StudentSpec(
         init=init, model=model, tokenizer={"vocab_size": 300}, training=training
     ).model_dump(mode="json", by_alias=True)
+
+
+# ------------------------------------------------------------------ provenance
+
+
+def documented_folder_hash(folder: Path) -> str:
+    """Run the one-liner docs/tables.md gives for reproducing a folder's hash, on ``folder``."""
+    import shlex
+
+    docs = (REPO / "docs" / "tables.md").read_text()
+    lines = [ln for ln in docs.splitlines() if ln.startswith("cd ") and "sha256sum" in ln]
+    assert len(lines) == 1, "docs/tables.md gives one folder-hash command"
+    command = f"cd {shlex.quote(str(folder))} && " + lines[0].split(" && ", 1)[1]
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
+    return out.stdout.split()[0]

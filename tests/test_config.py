@@ -161,3 +161,36 @@ def test_a_negative_training_seed_is_a_config_error_naming_the_key():
         ConfigError, match=r"config key 'seeds.1': a training seed must be 0 or more"
     ):
         load_config(raw)
+
+
+def test_a_volume_count_above_the_known_pool_sizes_is_a_config_error():
+    """A builtin pool holds at most n rows and a local pool at most its limit: a count the
+    weights cannot draw from them fails validation, not selection after ingest and synthesis."""
+    raw = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    raw["recipes"]["more"]["volume"] = {"count": 301}  # arith: n 300, taken whole
+    raw["recipes"]["mixed"]["volume"] = {"count": 400}  # 0.8 of 400 = 320 > arith's 300
+    message = _error(raw)
+    assert (
+        "config key 'recipes.more.volume.count': 301 rows asked for, but the pools allow at "
+        "most 300 (arith: at most 300 rows (builtin n); no weights: the pools whole)" in message
+    )
+    assert (
+        "config key 'recipes.mixed.volume.count': 400 rows asked for, but the pools allow at "
+        "most 375 (distilled_prose, weight 0.2: size unknown before the run (a synthesis "
+        "output); arith, weight 0.8: at most 300 rows (builtin n), so at most 375 in all)"
+        in message
+    )
+    raw = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    raw["recipes"]["mixed"]["volume"] = {"count": 375}  # exactly what arith allows
+    raw["recipes"]["better"]["volume"] = {"count": 10**6}  # a synthesis output: not checked
+    load_config(raw)
+    raw["datasets"]["local"] = {"source": "local", "path": "x.jsonl", "limit": 50}
+    raw["recipes"]["more"]["mix"].append({"from": "local"})
+    raw["recipes"]["more"]["volume"] = {"count": 351}
+    assert (
+        "config key 'recipes.more.volume.count': 351 rows asked for, but the pools allow at "
+        "most 350 (arith: at most 300 rows (builtin n); local: at most 50 rows (limit); "
+        "no weights: the pools whole)" in _error(raw)
+    )
+    raw["datasets"]["local"].pop("limit")  # a local file's size is unknown: not checked
+    load_config(raw)

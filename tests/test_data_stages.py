@@ -86,7 +86,7 @@ def test_row_without_answer_is_quarantined_and_counted(tmp_path):
 def test_malformed_jsonl_line_names_file_and_line(tmp_path):
     src = tmp_path / "d.jsonl"
     src.write_text('{"problem": "a", "answer": "1"}\n{"problem": "b", "answer": \n')
-    spec = {"source": "local", "path": str(src), "on_bad_row": "quarantine"}
+    spec = {"source": "local", "path": str(src), "on_bad_row": "fail"}  # quarantine: test_sources
     with pytest.raises(ValueError, match=r"d\.jsonl line 2: malformed JSON"):
         ingest("loc", spec, tmp_path / "o.parquet", tmp_path / "q.parquet", progress=False)
 

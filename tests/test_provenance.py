@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import documented_folder_hash
 
 from mathrecipes import provenance as P
 
@@ -144,3 +145,63 @@ def test_folder_hash_ignores_its_manifest(tmp_path):
     (d / "a.bin").write_bytes(b"2")
     assert P.path_sha256(d) != h
     assert P.manifest_path_for(Path("x/seed-0")) == Path("x/seed-0/manifest.json")
+
+
+CELL = {
+    "student": "nano",
+    "recipe": "better",
+    "benchmark": "id_test",
+    "train": {"results/recipes/better/train.parquet": "ab" * 32},
+    "synthesis_shards": {},
+    "seeds": {"0": {"checkpoint": {"results/checkpoints/nano/better/seed-0": "cd" * 32}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (json.dumps({"nano/better/id_test": CELL})[:60], "is not valid JSON (Unterminated string"),
+        ("\xff\xfe", "is not valid JSON (not UTF-8"),
+        ("[1, 2]", "has the wrong shape: expected a JSON object of cells, got list"),
+        (
+            json.dumps({"nano/better/id_test": {**CELL, "seeds": [1]}}),
+            "has the wrong shape: cell 'nano/better/id_test': 'seeds' is not an object",
+        ),
+        (
+            json.dumps({"nano/better/id_test": {**CELL, "train": {"x": 3}}}),
+            "has the wrong shape: cell 'nano/better/id_test': train['x'] is not a sha256 hex",
+        ),
+    ],
+    ids=["truncated", "not-utf8", "not-cells", "seeds-list", "hash-number"],
+)
+def test_trace_on_a_corrupt_provenance_file_is_a_clear_error(tmp_path, capsys, text, problem):
+    from mathrecipes.cli import main
+
+    prov = tmp_path / "provenance.json"
+    prov.write_bytes(text.encode("latin-1") if text == "\xff\xfe" else text.encode())
+    assert main(["trace", "nano/better/id_test", "--provenance", str(prov)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {prov} {problem}")
+    assert "written by the make_tables rule: rebuild it with " in err
+    assert "snakemake --cores all --forcerun make_tables" in err and "Traceback" not in err
+    prov.write_text(json.dumps({"nano/better/id_test": CELL}))  # the shape trace reads
+    assert main(["trace", "nano/better/id_test", "--provenance", str(prov)]) == 0
+    assert "seed-0  sha256:cdcdcdcdcdcd" in capsys.readouterr().out
+
+
+def test_folder_hash_is_what_the_documented_command_computes_and_ignores_snakemake_files(
+    tmp_path,
+):
+    d = tmp_path / "seed-0"
+    (d / "sub").mkdir(parents=True)
+    (d / "model.safetensors").write_bytes(bytes(range(256)) * 4)
+    (d / "config.json").write_text('{"a": 1}\n')
+    (d / "sub" / "b.txt").write_text("b\n")
+    (d / "sub-a").write_text("sorted by path bytes, not by path parts\n")
+    (d / "manifest.json").write_text('{"outputs": {}}\n')  # written by the job: not hashed
+    h = P.path_sha256(d)
+    (d / ".snakemake_timestamp").write_text("")  # Snakemake adds it after the job
+    assert P.path_sha256(d) == h  # so the manifest's hash can be reproduced after the run
+    assert documented_folder_hash(d) == h
+    (d / "sub" / "b.txt").write_text("c\n")
+    assert P.path_sha256(d) != h and documented_folder_hash(d) == P.path_sha256(d)

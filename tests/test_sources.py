@@ -119,3 +119,53 @@ def test_cli_grade(tmp_path, capsys):
     assert "missing field 'completion'" in capsys.readouterr().err
     assert main(["grade", str(src), "-o", str(out), "--policy", "bogus=1", "-q"]) == 1
     assert "unknown grading setting(s) bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("suffix", "data", "line"),
+    [
+        (".jsonl", b'{"problem": "a", "answer": "1"}\n{"problem": "caf\xe9", "answer": "2"}\n', 2),
+        (".json", b'[{"problem": "a", "answer": "1"},\n {"problem": "caf\xe9", "answer": "2"}]', 2),
+        (".csv", b"problem,answer\na,1\ncaf\xe9 au lait costs,2\n", 3),
+    ],
+)
+def test_bytes_that_are_not_utf8_name_the_file_line_and_offset(tmp_path, suffix, data, line):
+    src = tmp_path / f"latin1{suffix}"
+    src.write_bytes(data)
+    offset = data.index(b"\xe9")
+    with pytest.raises(ValueError) as info:
+        ingest("x", {"source": "local", "path": str(src)}, tmp_path / "o.parquet",
+               tmp_path / "q.parquet", progress=False)  # fmt: skip
+    assert str(info.value).endswith(  # a jsonl line is a bad row: "x (on_bad_row: fail): "
+        f"{src} line {line}: not UTF-8: byte 0xe9 at byte offset {offset} of the file "
+        "(invalid continuation byte); save the file as UTF-8"
+    )
+
+
+def test_a_malformed_json_file_names_the_file_and_line(tmp_path):
+    src = tmp_path / "broken.json"
+    src.write_text('[{"problem": "a", "answer": "1"},\n {"problem": }]')
+    with pytest.raises(ValueError, match=rf"^{src} line 2 column 14: malformed JSON \(Expecting"):
+        ingest("x", {"source": "local", "path": str(src)}, tmp_path / "o.parquet",
+               tmp_path / "q.parquet", progress=False)  # fmt: skip
+
+
+def test_malformed_jsonl_lines_are_quarantined_with_their_line_and_error(tmp_path):
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(
+        b'{"problem": "1+1?", "answer": "2"}\n{"problem": \n[1, 2]\n'
+        b'{"problem": "caf\xe9", "answer": "3"}\n{"problem": "2+2?", "answer": "4"}\n'
+    )
+    spec = {"source": "local", "path": str(src), "on_bad_row": "quarantine"}
+    summary = ingest("m", spec, tmp_path / "o.parquet", tmp_path / "q.parquet", progress=False)
+    assert summary["rows"] == 2 and summary["quarantined"] == 3
+    bad = pq.read_table(tmp_path / "q.parquet").to_pylist()
+    assert [b["where"] for b in bad] == [f"{src} line {k}" for k in (2, 3, 4)]
+    assert bad[0]["reason"] == "malformed JSON (Expecting value at column 13)"
+    assert bad[0]["row"] == '{"problem": '  # the line as it is (not JSON: it could not be read)
+    assert bad[1]["reason"] == "expected a JSON object, got a list"
+    assert bad[2]["reason"].startswith("not UTF-8: byte 0xe9 at byte offset 71 of the file")
+    assert bad[2]["row"] == '{"problem": "caf\ufffd", "answer": "3"}'
+    with pytest.raises(ValueError, match=rf"^m \(on_bad_row: fail\): {src} line 2: malformed JSON"):
+        ingest("m", {**spec, "on_bad_row": "fail"}, tmp_path / "o.parquet",
+               tmp_path / "q.parquet", progress=False)  # fmt: skip

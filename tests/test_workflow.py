@@ -15,7 +15,7 @@ import shutil
 import polars as pl
 import pytest
 import yaml
-from helpers import REPO, TINY, J, planned_jobs, run_snakemake
+from helpers import REPO, TINY, J, documented_folder_hash, planned_jobs, run_snakemake
 
 from mathrecipes.grading import VERDICTS
 
@@ -414,6 +414,17 @@ def test_trace_command_lists_the_files_behind_a_cell(tiny_run, capsys):
     assert "results/synth/distilled/shard-1.parquet  sha256:" in out
     assert "results/checkpoints/nano/better/seed-0  sha256:" in out
     assert main(["trace", "nano/nothing/id_test", "--provenance", prov]) == 1
+    # the checkpoint's hash shown can be reproduced after the run with the documented command,
+    # though Snakemake has added a .snakemake_timestamp to the folder since the job hashed it
+    from mathrecipes.provenance import path_sha256
+
+    ckpt = work / "results" / "checkpoints" / "nano" / "better" / "seed-0"
+    assert (ckpt / ".snakemake_timestamp").exists()
+    cells = json.loads((work / "results" / "tables" / "provenance.json").read_text())
+    shown = cells["nano/better/id_test"]["seeds"]["0"]["checkpoint"][
+        "results/checkpoints/nano/better/seed-0"
+    ]
+    assert shown == path_sha256(ckpt) == documented_folder_hash(ckpt)
 
 
 def test_report_builds_from_the_tiny_run(tiny_run):

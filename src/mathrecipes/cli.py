@@ -53,6 +53,37 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+TRACE_KINDS = ("checkpoint", "generations", "grades")
+
+
+def _provenance_shape_problem(cells: object, cell: str) -> str:
+    """What is wrong with the shape of a provenance.json (as ``make_tables`` writes it,
+    :func:`mathrecipes.tables._provenance`) as far as tracing ``cell`` reads it; '' if nothing."""
+    if not isinstance(cells, dict):
+        return f"expected a JSON object of cells, got {type(cells).__name__}"
+    if cell not in cells:
+        return ""
+    entry = cells[cell]
+    if not isinstance(entry, dict):
+        return f"cell {cell!r} is not an object"
+    files: list[tuple[str, object]] = []
+    for field in ("train", "synthesis_shards", "seeds"):
+        if not isinstance(entry.get(field), dict):
+            return f"cell {cell!r}: {field!r} is not an object"
+    files += [("train", entry["train"]), ("synthesis_shards", entry["synthesis_shards"])]
+    for seed, kinds in entry["seeds"].items():
+        if not isinstance(kinds, dict):
+            return f"cell {cell!r}: seeds[{seed!r}] is not an object"
+        files += [(f"seeds[{seed!r}].{kind}", kinds.get(kind, {})) for kind in TRACE_KINDS]
+    for where, mapping in files:
+        if not isinstance(mapping, dict):
+            return f"cell {cell!r}: {where} is not an object of file -> sha256"
+        for name, digest in mapping.items():
+            if digest is not None and not isinstance(digest, str):
+                return f"cell {cell!r}: {where}[{name!r}] is not a sha256 hex string"
+    return ""
+
+
 def _trace(args: argparse.Namespace) -> int:
     path = Path(args.provenance)
     if not path.exists():
@@ -61,7 +92,23 @@ def _trace(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    cells = json.loads(path.read_text())
+    try:
+        cells = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        problem = f"is not valid JSON (not UTF-8: {exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})"
+    else:
+        shape = _provenance_shape_problem(cells, args.cell)
+        problem = f"has the wrong shape: {shape}" if shape else ""
+    if problem:
+        print(
+            f"error: {path} {problem}. It is written by the make_tables rule: rebuild it with "
+            "`snakemake --cores all --forcerun make_tables` (the grades and checkpoints it "
+            "lists are kept)",
+            file=sys.stderr,
+        )
+        return 1
     if args.cell not in cells:
         print(f"no cell {args.cell!r}; cells: {', '.join(sorted(cells))}", file=sys.stderr)
         return 1
@@ -74,7 +121,7 @@ def _trace(args: argparse.Namespace) -> int:
         print(f"  synthesis shard  {p}  sha256:{short(h)}")
     for seed, files in sorted(cell["seeds"].items()):
         print(f"  seed {seed}")
-        for kind in ("checkpoint", "generations", "grades"):
+        for kind in TRACE_KINDS:
             for p, h in files.get(kind, {}).items():
                 print(f"    {kind:<12} {p}  sha256:{short(h)}")
     return 0
@@ -123,8 +170,14 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _read_rows(path: Path) -> list[dict]:
     from mathrecipes.sources.local import LocalSource
+    from mathrecipes.sources.rows import BadRow
 
-    return [row for _, row in LocalSource("input", {"source": "local", "path": str(path)}).rows()]
+    rows = []
+    for where, row in LocalSource("input", {"source": "local", "path": str(path)}).rows():
+        if isinstance(row, BadRow):
+            raise ValueError(f"{where}: {row.reason}")
+        rows.append(row)
+    return rows
 
 
 def _grade(args: argparse.Namespace) -> int:

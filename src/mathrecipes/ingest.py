@@ -12,6 +12,7 @@ from tqdm import tqdm
 from mathrecipes.config import BuiltinSource, HFSource, LocalSource, source_spec
 from mathrecipes.records import FIELDS, RecordError, check_record, dumps_meta, write_records
 from mathrecipes.sources import open_source
+from mathrecipes.sources.rows import BadRow
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,10 @@ def ingest(
 
     ``spec`` is the ``datasets`` / ``benchmarks`` entry (a source spec of :mod:`mathrecipes.config`
     or a mapping for one). Its ``on_bad_row``: ``fail`` raises on the first bad row (naming file and row);
-    ``quarantine`` writes bad rows to ``quarantine_path`` with the reason and counts them.
+    ``quarantine`` writes bad rows to ``quarantine_path`` with the reason and counts them: its
+    columns are ``QUARANTINE_FIELDS``, ``where`` (file and line or row), ``reason`` and ``row``
+    (the raw row as JSON; a line the source could not read, a
+    :class:`~mathrecipes.sources.rows.BadRow`, as its text).
     Duplicate ids always fail: they would break provenance. A ``text`` source
     (:mod:`mathrecipes.sources.text`) gives answerless rows, one per document or chunk.
     """
@@ -43,6 +47,11 @@ def ingest(
     first_seen: dict[str, str] = {}
     rows = tqdm(source.rows(), desc=f"ingest {name}", disable=not progress, unit="row")
     for index, (where, raw) in enumerate(rows):
+        if isinstance(raw, BadRow):  # a line the source could not read: not JSON, not UTF-8
+            if policy == "fail":
+                raise RecordError(f"{name} (on_bad_row: fail): {where}: {raw.reason}")
+            bad.append({"where": where, "reason": raw.reason, "row": raw.text})
+            continue
         try:
             recs = checked_records(name, spec, raw, index, where)
         except RecordError as exc:

@@ -99,18 +99,37 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+# Files a folder's hash leaves out, at any depth: the job's own manifest (it holds the hash) and
+# the timestamp Snakemake adds to a directory output after the job.
+FOLDER_HASH_SKIPS = ("manifest.json", ".snakemake_timestamp")
+
+
+def folder_files(path: str | Path) -> list[str]:
+    """The files a folder's hash covers: every file under ``path`` (its path relative to
+    ``path``, with ``/``) except :data:`FOLDER_HASH_SKIPS`, sorted by their UTF-8 bytes."""
+    path = Path(path)
+    rel = [
+        p.relative_to(path).as_posix()
+        for p in path.rglob("*")
+        if p.is_file() and p.name not in FOLDER_HASH_SKIPS
+    ]
+    return sorted(rel, key=lambda r: r.encode())
+
+
 def path_sha256(path: str | Path) -> str:
-    """Hash of a file, or of a folder's files (names and contents, sorted)."""
+    """sha256 of a file, or of a folder: the sha256 of ``sha256sum``'s output over
+    :func:`folder_files`, i.e. of the lines ``<sha256 hex of the file>  <relative path>\\n`` in
+    that order. Reproduce it in the folder with (docs/tables.md)::
+
+        find . -type f ! -name manifest.json ! -name .snakemake_timestamp -printf '%P\\0' \\
+          | LC_ALL=C sort -z | xargs -0r sha256sum | sha256sum
+    """
     path = Path(path)
     if path.is_file():
         return file_sha256(path)
     digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        if f.name == "manifest.json":
-            continue
-        digest.update(str(f.relative_to(path)).encode())
-        digest.update(b"\0")
-        digest.update(file_sha256(f).encode())
+    for rel in folder_files(path):
+        digest.update(f"{file_sha256(path / rel)}  {rel}\n".encode())
     return digest.hexdigest()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -145,8 +146,69 @@ class Config(Strict):
             if seed < 0:  # the path scheme (seed-{seed}) and torch's generators need seed >= 0
                 problems.append((f"seeds.{i}", f"a training seed must be 0 or more, not {seed}"))
         problems.extend(self._format_problems())
+        problems.extend(self._volume_problems())
         problems.extend(self._text_problems())
         problems.extend(self._grading_problems())
+        return problems
+
+    def pool_bound(self, pool: str) -> tuple[int | None, str]:
+        """The most rows ``pool`` can hold, as far as the config alone tells (None: unknown until
+        the run), and why: a builtin dataset holds at most ``n`` rows, a local / hf dataset in a
+        one-row-per-record format at most its ``limit`` (filters, dedup and decontamination may
+        leave fewer); a synthesis output's size is unknown."""
+        spec = self.datasets.get(pool)
+        if spec is None:
+            return None, "size unknown before the run (a synthesis output)"
+        if isinstance(spec, BuiltinSource):
+            return spec.n, f"at most {spec.n} rows (builtin n)"
+        if spec.limit is not None and spec.format != "text":
+            return spec.limit, f"at most {spec.limit} rows (limit)"
+        return None, f"size unknown before the run (a {spec.source} file without a limit)"
+
+    def _volume_problems(self) -> list[tuple[str, str]]:
+        """``volume.count`` above what the pools can hold, where their sizes are bounded before
+        the run (:meth:`pool_bound`): the same arithmetic as selection's ``T_max``
+        (:mod:`mathrecipes.selection`), so a count that fails here would fail there too."""
+        problems = []
+        for name, recipe in self.recipes.items():
+            count = recipe.volume.count
+            given = [part.weight for part in recipe.mix]
+            if count is None or any(
+                p.from_ not in self.datasets and p.from_ not in self.synthesis for p in recipe.mix
+            ):
+                continue
+            bounds = [self.pool_bound(part.from_) for part in recipe.mix]
+            if all(w is None for w in given):  # the pools whole: the sum of their sizes
+                if any(b is None for b, _ in bounds):
+                    continue
+                allowed = sum(b for b, _ in bounds if b is not None)
+                detail = "; ".join(
+                    f"{part.from_}: {why}"
+                    for part, (_, why) in zip(recipe.mix, bounds, strict=True)
+                )
+                detail += "; no weights: the pools whole"
+            elif all(w is not None for w in given):
+                wsum = sum(w for w in given if w is not None)
+                parts, caps = [], []
+                for part, (bound, why) in zip(recipe.mix, bounds, strict=True):
+                    text = f"{part.from_}, weight {part.weight:g}: {why}"
+                    if bound is not None:
+                        cap = math.floor(bound / (part.weight / wsum) + 1e-9)
+                        caps.append(cap)
+                        text += f", so at most {cap} in all"
+                    parts.append(text)
+                if not caps:
+                    continue
+                allowed, detail = min(caps), "; ".join(parts)
+            else:
+                continue  # reported by reference_problems
+            if count > allowed:
+                problems.append(
+                    (
+                        f"recipes.{name}.volume.count",
+                        f"{count} rows asked for, but the pools allow at most {allowed} ({detail})",
+                    )
+                )
         return problems
 
     def answerless_pools(self) -> set[str]:

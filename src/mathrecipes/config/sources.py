@@ -33,8 +33,9 @@ Limit = Annotated[int | None, Field(gt=0, description="read only the first rows"
 OnBadRow = Annotated[
     Literal["fail", "quarantine"],
     Field(
-        description="a row the adapter or the canonical schema rejects: fail the job naming its "
-        "file and row, or quarantine it (<name>.quarantine.parquet, counted in the manifest)"
+        description="a row the adapter or the canonical schema rejects (or a jsonl line that is "
+        "not JSON or not UTF-8): fail the job naming its file and row, or quarantine it "
+        "(<name>.quarantine.parquet, counted in the manifest)"
     ),
 ]
 

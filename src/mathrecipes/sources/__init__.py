@@ -21,11 +21,13 @@ from mathrecipes.sources.builtin import BuiltinSource
 from mathrecipes.sources.hf import HFSource
 from mathrecipes.sources.hf import local_files as hf_local_files
 from mathrecipes.sources.local import LocalSource, local_input_files
+from mathrecipes.sources.rows import BadRow
 
 
 class Source(Protocol):
-    def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Yield (where, raw row) pairs; ``where`` names the file and row, e.g. 'a.jsonl line 7'."""
+    def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
+        """Yield (where, raw row) pairs; ``where`` names the file and row, e.g. 'a.jsonl line 7';
+        a row that could not be read is a :class:`BadRow` (ingest fails or quarantines it)."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -57,4 +59,4 @@ def input_files(spec: Any) -> list[str]:
     return []
 
 
-__all__ = ["SOURCES", "Source", "input_files", "open_source"]
+__all__ = ["SOURCES", "BadRow", "Source", "input_files", "open_source"]

@@ -1,7 +1,10 @@
 """The ``local`` source: rows from local jsonl / json / parquet / csv files (globs allowed).
 
 Rows are yielded as they are, each with the file and line it came from; ingest renames columns
-(``fields``) and applies the format adapter. A malformed line fails with its file and line number.
+(``fields``) and applies the format adapter. A jsonl line that is not UTF-8, not JSON or not
+a JSON object is yielded as a :class:`~mathrecipes.sources.rows.BadRow` with its file and line,
+which ingest fails on or quarantines (``on_bad_row``); a json or csv file that cannot be read
+fails naming its file and line.
 With ``format: text`` a ``.txt`` / ``.md`` file is one row too, the whole file as its text
 (:func:`mathrecipes.sources.text.read_text_document`).
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,12 +21,62 @@ from typing import Any
 
 from mathrecipes.config import LocalSource as LocalSpec
 from mathrecipes.provenance import file_sha256
+from mathrecipes.sources.rows import BadRow
 from mathrecipes.sources.text import DEFAULT_TEXT_FIELD, TEXT_SUFFIXES, read_text_document
 
 
 def local_input_files(pattern: str) -> list[str]:
     files = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
     return files
+
+
+def decode_utf8(path: str, data: bytes, *, start: int = 0, line: int | None = None) -> str:
+    """``data`` as UTF-8 text: the bytes of ``path`` from byte ``start`` on, one line (``line``,
+    counted from 1) or the whole file. Bytes that are not UTF-8 fail naming the file, the line
+    and the byte's offset in the file (not Python's bare 'codec can't decode')."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = line if line is not None else data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"{path} line {lineno}: not UTF-8: byte 0x{data[exc.start]:02x} at byte offset "
+            f"{start + exc.start} of the file ({exc.reason}); save the file as UTF-8"
+        ) from None
+
+
+def _jsonl_rows(path: str) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
+    """The rows of a jsonl file, each with its file and line; a line that is not UTF-8, not
+    JSON or not a JSON object is a :class:`BadRow` (ingest fails on it or quarantines it)."""
+    with open(path, "rb") as fh:
+        offset = 0
+        for lineno, raw_line in enumerate(fh, start=1):
+            where = f"{path} line {lineno}"
+            start, offset = offset, offset + len(raw_line)
+            try:
+                line = decode_utf8(path, raw_line, start=start, line=lineno)
+            except ValueError as exc:
+                reason = str(exc).removeprefix(f"{where}: ")
+                yield where, BadRow(reason, raw_line.decode("utf-8", "replace").rstrip("\r\n"))
+                continue
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                reason = f"malformed JSON ({exc.msg} at column {exc.colno})"
+                yield where, BadRow(reason, line)
+                continue
+            if not isinstance(obj, dict):
+                yield where, BadRow(f"expected a JSON object, got {_json_type(obj)}", line)
+                continue
+            yield where, obj
+
+
+def _json_type(value: Any) -> str:
+    """A JSON value's kind, with its article: 'a list', 'null'."""
+    kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
 class LocalSource:
@@ -36,24 +90,17 @@ class LocalSource:
             if not Path(f).is_file():
                 raise FileNotFoundError(f"{name}.path: {f} does not exist")
 
-    def _raw(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _raw(self, path: str) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
         suffix = Path(path).suffix.lower()
         if suffix in (".jsonl", ".ndjson"):
-            with open(path, encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(
-                            f"{path} line {lineno}: malformed JSON ({exc.msg})"
-                        ) from None
-                    if not isinstance(obj, dict):
-                        raise ValueError(f"{path} line {lineno}: expected a JSON object")
-                    yield f"{path} line {lineno}", obj
+            yield from _jsonl_rows(path)
         elif suffix == ".json":
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            try:
+                data = json.loads(decode_utf8(path, Path(path).read_bytes()))
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"{path} line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg})"
+                ) from None
             if isinstance(data, dict):
                 data = data.get("data", data.get("rows", [data]))
             for i, obj in enumerate(data):
@@ -64,9 +111,9 @@ class LocalSource:
             for i, obj in enumerate(pq.read_table(path).to_pylist()):
                 yield f"{path} row {i}", obj
         elif suffix == ".csv":
-            with open(path, newline="", encoding="utf-8") as fh:
-                for i, obj in enumerate(csv.DictReader(fh), start=2):
-                    yield f"{path} line {i}", obj
+            text = io.StringIO(decode_utf8(path, Path(path).read_bytes()), newline="")
+            for i, obj in enumerate(csv.DictReader(text), start=2):
+                yield f"{path} line {i}", obj
         elif suffix in TEXT_SUFFIXES:
             if self.spec.format != "text":
                 raise ValueError(
@@ -80,7 +127,7 @@ class LocalSource:
                 f"{', '.join(TEXT_SUFFIXES)} with format: text)"
             )
 
-    def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+    def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
         limit = self.spec.limit
         n = 0
         for path in self.files:

@@ -1,14 +1,27 @@
 """Row helpers shared by the format adapters (:mod:`mathrecipes.sources.formats`) and the
 ``text`` format (:mod:`mathrecipes.sources.text`): a raw row's id and its unused fields as
-JSON-safe ``meta``."""
+JSON-safe ``meta``; :class:`BadRow`, a row a source could not read."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ID_FIELDS", "jsonable", "rest_meta", "row_id"]
+__all__ = ["ID_FIELDS", "BadRow", "jsonable", "rest_meta", "row_id"]
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """What a source yields in place of a raw row it could not read (a jsonl line that is not
+    JSON, not a JSON object or not UTF-8): ingest fails on it or quarantines it, by the
+    source's ``on_bad_row``, like a row the adapter rejects. ``text`` is the line as it is
+    (bytes that are not UTF-8 replaced by U+FFFD), the quarantine file's ``row``."""
+
+    reason: str
+    text: str
+
 
 # A row's own id: the first of these fields that holds a value.
 ID_FIELDS = ("unique_id", "id", "ID", "uuid", "idx")
