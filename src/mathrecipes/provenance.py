@@ -52,6 +52,15 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         "training/data.py",
         "resumable.py",
     ),
+    # a served model (references.<name>) answering a benchmark through the openai backend
+    "reference": (
+        "served.py",
+        "generation.py",
+        "prompting.py",
+        "teachers/base.py",
+        "teachers/cache.py",
+        "teachers/openai_backend.py",
+    ),
     "grade": ("grading", "latex.py"),
     "tables": ("tables", "stats.py"),
 }
