@@ -28,6 +28,7 @@ import yaml
 from helpers import KEY_ENV, Server, chain_model, require_serving, run_snakemake, serve_as_chat
 
 REPO = Path(__file__).resolve().parents[1]
+READY_S = 600  # a server's start on a loaded machine (two cores shared) can take minutes
 CONFIG = REPO / "tests" / "configs" / "references.yaml"
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # `pytest -m heavy` (not in the default run)
@@ -64,7 +65,8 @@ def test_a_served_model_is_a_row_of_the_tables_and_its_key_is_written_nowhere(
     work, served_dir = tmp_path / "work", tmp_path / "server"
     work.mkdir()
     served_dir.mkdir()
-    srv = Server(chain_dir, served_dir).start()
+    srv = Server(chain_dir, served_dir).start(wait=False)
+    srv.wait_ready(READY_S)
     try:
         srv.control(require_key=True)  # 401 unless the bearer token is the server's key
         config, raw = write_config(work, srv)
@@ -121,7 +123,8 @@ def test_server_killed_mid_benchmark_then_the_rerun_completes(chain_dir, pkg_env
     work, served_dir = tmp_path / "work", tmp_path / "server"
     work.mkdir()
     served_dir.mkdir()
-    first = Server(chain_dir, served_dir).start()
+    first = Server(chain_dir, served_dir).start(wait=False)
+    first.wait_ready(READY_S)
     restarted: list[Server] = []
     try:
         first.control(delay=0.2)  # a benchmark that takes a while
@@ -149,8 +152,9 @@ def test_server_killed_mid_benchmark_then_the_rerun_completes(chain_dir, pkg_env
         before = first.records("answered", pid=first.proc.pid)
         assert 6 <= len(before) < n * k
 
-        second = Server(chain_dir, served_dir, port=first.port).start()
+        second = Server(chain_dir, served_dir, port=first.port).start(wait=False)
         restarted.append(second)
+        second.wait_ready(READY_S)
         run_snakemake(work, "--configfile", str(config), "--cores", "1", "all_references", env=env)
 
         gen = generations(work)

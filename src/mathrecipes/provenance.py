@@ -52,10 +52,11 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         "training/data.py",
         "resumable.py",
     ),
-    # a served model (references.<name>) answering a benchmark through the openai backend
+    # a served model (references.<name>) answering a benchmark through the openai backend; not
+    # generation.py (the students' decoders: editing them asks no server again), whose
+    # OUTPUT_SCHEMA it writes
     "reference": (
         "served.py",
-        "generation.py",
         "prompting.py",
         "teachers/base.py",
         "teachers/cache.py",
