@@ -23,6 +23,7 @@ include: "rules/select.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/likelihood.smk"
+include: "rules/reference.smk"
 include: "rules/weakness.smk"
 include: "rules/grade.smk"
 include: "rules/tables.smk"
@@ -37,6 +38,7 @@ localrules:
     all_generations,
     all_likelihood,
     all_grades,
+    all_references,
 
 
 rule all:
@@ -78,3 +80,8 @@ rule all_likelihood:
 rule all_grades:
     input:
         all_grade_files(),
+
+
+rule all_references:
+    input:
+        all_reference_grade_files(),

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mathrecipes.config import ConfigError, load_config, plain
+from mathrecipes.config import (
+    REFERENCE_STUDENT,
+    ConfigError,
+    load_config,
+    plain,
+    reference_job_spec,
+)
 from mathrecipes.provenance import code_fingerprint
 from mathrecipes.sources import input_files
 from mathrecipes.synthesis.prompts import (
@@ -18,6 +24,7 @@ from mathrecipes.synthesis.prompts import (
 )
 from mathrecipes.synthesis.jobs import job_resources, local_models
 from mathrecipes.teachers.local import model_files
+from mathrecipes.teachers.openai_backend import public_url
 from mathrecipes.teachers.operational import ROLES, as_resources, split_operational
 from mathrecipes.training.resume import SaveEvery
 
@@ -47,6 +54,7 @@ wildcard_constraints:
     seed=r"\d+",
     shard=r"\d+",
     probe=_alternatives(_probed_splits()) or "(?!)",
+    reference=_alternatives(CFG.references) or "(?!)",
 
 
 # ------------------------------------------------------------------ the path scheme
@@ -60,6 +68,9 @@ RUN = "{student}/{recipe}/seed-{seed}"  # a training run: a student, a recipe, a
 EVALUATION = f"{RUN}/{{benchmark}}"  # a training run's checkpoint answering a benchmark
 PROBING = f"{RUN}/{{probe}}"  # ... answering the training split a weakness entry probes
 SHARD = "{synth}/shard-{shard}"  # one shard of a synthesis entry
+# a served model (references.<name>) answering a benchmark: beside the students' runs, under the
+# student name the tables give it
+REFERENCE_EVALUATION = f"{REFERENCE_STUDENT}/{{reference}}/{{benchmark}}"
 
 DATASET = f"{R}/datasets/{{dataset}}"
 BENCHMARK = f"{R}/benchmarks/{{benchmark}}"
@@ -74,6 +85,9 @@ PROBE = f"{R}/probes/{PROBING}"  # a probe's generations and their grades
 TABLES = f"{R}/tables"
 FIGURES = f"{R}/figures"
 TEACHER_CACHE = f"{R}/cache/teachers"  # model teachers' responses (a resource)
+REFERENCE_GENERATIONS = f"{R}/generations/{REFERENCE_EVALUATION}"
+REFERENCE_GRADES = f"{R}/grades/{REFERENCE_EVALUATION}"
+REFERENCE_CACHE = f"{R}/cache/references"  # the references' responses (a resource)
 
 
 def log_file(rule, job=None):
@@ -130,6 +144,12 @@ def student_spec(wildcards):
 
 def generation_spec(wildcards):
     return plain(CFG.generation)
+
+
+def reference_spec(wildcards):
+    """What a reference's answers depend on: its model, prompt kind and effective sampling
+    (not how its server is reached: those travel as resources, reference_setting)."""
+    return reference_job_spec(CFG, wildcards.reference, wildcards.benchmark)
 
 
 def likelihood_spec(wildcards):
@@ -378,8 +398,54 @@ def all_likelihood_files():
     return expand(f"{LIKELIHOOD}.parquet", **grid(), benchmark=sorted(CFG.benchmarks))
 
 
+def all_reference_generation_files():
+    return expand(
+        f"{REFERENCE_GENERATIONS}.parquet",
+        reference=sorted(CFG.references),
+        benchmark=sorted(CFG.benchmarks),
+    )
+
+
+def all_reference_grade_files():
+    return expand(
+        f"{REFERENCE_GRADES}.parquet",
+        reference=sorted(CFG.references),
+        benchmark=sorted(CFG.benchmarks),
+    )
+
+
+def reference_entries():
+    """One table entry per (reference, benchmark): student `reference`, recipe the reference's
+    name, no seed, no checkpoint or training set; `reference` names the model and its endpoint
+    (the public URL: no credentials), for provenance.json and the tables."""
+    entries = []
+    for name in sorted(CFG.references):
+        ref = CFG.references[name]
+        for b in sorted(CFG.benchmarks):
+            cell = {"reference": name, "benchmark": b}
+            entries.append(
+                {
+                    "student": REFERENCE_STUDENT,
+                    "recipe": name,
+                    "seed": None,
+                    "benchmark": b,
+                    "grades": f"{REFERENCE_GRADES}.parquet".format(**cell),
+                    "generations": f"{REFERENCE_GENERATIONS}.parquet".format(**cell),
+                    "likelihood": None,
+                    "reference": {
+                        "backend": ref.backend,
+                        "model": ref.model,
+                        "base_url": public_url(ref.base_url),
+                        "prompt": ref.prompt,
+                    },
+                }
+            )
+    return entries
+
+
 def table_entries(wildcards):
-    """One entry per table cell and seed, with every file behind it (a param: config only)."""
+    """One entry per table cell and seed, with every file behind it (a param: config only);
+    then one per reference and benchmark (reference_entries)."""
     entries = []
     for s, r, seed in itertools.product(*grid().values()):
         for b in sorted(CFG.benchmarks):
@@ -400,7 +466,7 @@ def table_entries(wildcards):
                     "synth": recipe_synth_files(r),
                 }
             )
-    return entries
+    return entries + reference_entries()
 
 
 def tables_spec(wildcards):
@@ -506,6 +572,26 @@ def synth_teacher_setting(name):
         return as_resources(spec.get(role), TEACHER_CACHE, role)[name]
 
     return value
+
+
+def reference_setting(name):
+    """One operational setting of a reference (`reference_base_url`, ...) as a resource (see
+    synth_teacher_setting); `reference_cache_dir` is its cache_dir, else <results>/cache/references.
+    """
+
+    def value(wildcards):
+        spec = plain(CFG.references[wildcards.reference])
+        return as_resources(spec, REFERENCE_CACHE, "reference")[name]
+
+    return value
+
+
+def reference_runtime(wildcards, attempt):
+    """10 minutes, plus every sample taking 30 s, `concurrency` at a time."""
+    ref = CFG.references[wildcards.reference]
+    n = benchmark_rows(wildcards.benchmark)
+    n *= reference_job_spec(CFG, wildcards.reference, wildcards.benchmark)["n_samples"]
+    return (10 + math.ceil(n * 30 / ref.concurrency / 60)) * attempt
 
 
 def benchmark_rows(name):

@@ -4,7 +4,7 @@
 
 rule make_tables:
     input:
-        grades=all_grade_files(),
+        grades=all_grade_files() + all_reference_grade_files(),
         likelihood=all_likelihood_files(),
         checkpoints=all_checkpoint_dirs(),
         stats=expand(f"{RECIPE}/stats.json", recipe=sorted(CFG.recipes)),

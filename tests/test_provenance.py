@@ -70,7 +70,9 @@ def test_prompt_format_edit_retrains_regenerates_and_rescores(package_copy):
     with open(package_copy / "prompting.py", "a") as fh:
         fh.write("\n# an edit\n")
     after = {s: P.code_fingerprint(s) for s in P.STAGE_MODULES}
-    assert {s for s in before if before[s] != after[s]} == {"train", "generate", "likelihood"}
+    # the served references are asked with the students' prompt too
+    changed = {s for s in before if before[s] != after[s]}
+    assert changed == {"train", "generate", "likelihood", "reference"}
 
 
 def test_decoding_is_shared_and_evaluation_is_not(package_copy):

@@ -52,6 +52,16 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         "training/data.py",
         "resumable.py",
     ),
+    # a served model (references.<name>) answering a benchmark through the openai backend; not
+    # generation.py (the students' decoders: editing them asks no server again), whose
+    # OUTPUT_SCHEMA it writes
+    "reference": (
+        "served.py",
+        "prompting.py",
+        "teachers/base.py",
+        "teachers/cache.py",
+        "teachers/openai_backend.py",
+    ),
     "grade": ("grading", "latex.py"),
     "tables": ("tables", "stats.py"),
 }

@@ -8,8 +8,9 @@ One module per section: :mod:`~mathrecipes.config.sources` (``datasets``, ``benc
 :mod:`~mathrecipes.config.teachers` and :mod:`~mathrecipes.config.synthesis` (``synthesis``),
 :mod:`~mathrecipes.config.recipes`, :mod:`~mathrecipes.config.students`,
 :mod:`~mathrecipes.config.evaluation` (``generation``, ``likelihood``, ``grading``,
-``tables``), :mod:`~mathrecipes.config.planning` (``plan``); the whole config and its
-cross-references in :mod:`~mathrecipes.config.experiment`. Every name is importable from here.
+``tables``), :mod:`~mathrecipes.config.references` (``references``),
+:mod:`~mathrecipes.config.planning` (``plan``); the whole config and its cross-references in
+:mod:`~mathrecipes.config.experiment`. Every name is importable from here.
 """
 
 from mathrecipes.config.base import NAME_RE, ConfigError, Name, Strict, plain, slug
@@ -28,6 +29,12 @@ from mathrecipes.config.recipes import (
     RecipeSpec,
     RowFilters,
     Volume,
+)
+from mathrecipes.config.references import (
+    REFERENCE_STUDENT,
+    ReferenceSpec,
+    generation_for,
+    reference_job_spec,
 )
 from mathrecipes.config.sources import (
     SOURCE_TAGS,
@@ -80,6 +87,7 @@ __all__ = [
     "METHOD_SPECS",
     "METHOD_TAGS",
     "NAME_RE",
+    "REFERENCE_STUDENT",
     "SOURCE_TAGS",
     "TEACHER_TAGS",
     "AnySynthesisSpec",
@@ -106,6 +114,7 @@ __all__ = [
     "OpenAITeacherSpec",
     "PlanSpec",
     "RecipeSpec",
+    "ReferenceSpec",
     "RephraseSpec",
     "RewriteSpec",
     "RowFilters",
@@ -126,7 +135,9 @@ __all__ = [
     "WeaknessProbe",
     "WeaknessSeedsSpec",
     "WeaknessSpec",
+    "generation_for",
     "load_config",
+    "reference_job_spec",
     "plain",
     "slug",
     "teacher_spec",

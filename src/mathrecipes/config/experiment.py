@@ -16,6 +16,7 @@ from mathrecipes.config.evaluation import (
 )
 from mathrecipes.config.planning import PlanSpec
 from mathrecipes.config.recipes import RecipeSpec
+from mathrecipes.config.references import ReferenceSpec, reference_problems
 from mathrecipes.config.sources import (
     SOURCE_TAGS,
     BuiltinSource,
@@ -64,6 +65,12 @@ class Config(Strict):
     )
     grading: GradingSpec = Field(
         default_factory=GradingSpec, description="how the answers are graded"
+    )
+    references: dict[Name, ReferenceSpec] = Field(
+        default_factory=dict,
+        description="served models evaluated beside the students (not trained here), by name: "
+        "each answers every benchmark through an OpenAI-compatible server and gets its own "
+        "row in the tables (student `reference`, recipe `<name>`; docs/references.md)",
     )
     tables: TablesSpec = Field(description="the tables and the figure")
     plan: PlanSpec = Field(
@@ -145,6 +152,7 @@ class Config(Strict):
         for i, seed in enumerate(self.seeds):
             if seed < 0:  # the path scheme (seed-{seed}) and torch's generators need seed >= 0
                 problems.append((f"seeds.{i}", f"a training seed must be 0 or more, not {seed}"))
+        problems.extend(reference_problems(self))
         problems.extend(self._format_problems())
         problems.extend(self._volume_problems())
         problems.extend(self._text_problems())

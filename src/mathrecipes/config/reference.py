@@ -55,6 +55,7 @@ SECTIONS = (
     ("Generation", "generation"),
     ("Likelihood", "likelihood"),
     ("Grading", "grading"),
+    ("References", "references"),
     ("Tables", "tables"),
     ("Plan", "plan"),
 )

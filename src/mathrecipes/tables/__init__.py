@@ -18,6 +18,12 @@ byte-identical across reruns):
 ``provenance.json``  for every cell: the grade files, checkpoints, training set and synthesis
                      shards that produced it, with content hashes from their manifests
 
+References (entries with a ``reference`` mapping: a served model, not trained here) are rows of
+their own: student ``reference``, recipe the reference's name, no seed; their value and own
+interval, no delta or verdict; in ``scores.md`` a section naming each model and endpoint, in
+``provenance.json`` the model, endpoint and the grade and generation files. Without references
+every file is what it was.
+
 The statistics are in :mod:`mathrecipes.stats` and :mod:`mathrecipes.tables.compute`; why they
 are what they are: docs/tables.md.
 """
@@ -35,7 +41,11 @@ import polars as pl
 from mathrecipes.tables import compute, figure, render
 from mathrecipes.tables.compute import TableSettings
 
-__all__ = ["TableSettings", "make_tables"]
+__all__ = ["REFERENCE_STUDENT", "TableSettings", "make_tables"]
+
+# The student name of the references' rows (mathrecipes.config.REFERENCE_STUDENT; not imported:
+# the tables do not load the config).
+REFERENCE_STUDENT = "reference"
 
 
 def _read_json(path: str | Path | None) -> dict[str, Any]:
@@ -75,36 +85,60 @@ def make_tables(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    grades = compute.read_grades(entries)
-    per_seed = _per_seed(entries, compute.per_seed_scores(grades))
-    per_seed.write_csv(out_dir / "per_seed.csv", float_precision=6)
+    runs = [e for e in entries if not e.get("reference")]
+    refs = [e for e in entries if e.get("reference")]
+    if refs and any(e["student"] == REFERENCE_STUDENT for e in runs):
+        raise ValueError(
+            f"a student is named {REFERENCE_STUDENT!r}, the name of the references' rows"
+        )
+    grades = compute.read_grades(runs)
+    per_seed = _per_seed(runs, compute.per_seed_scores(grades))
 
     samples = int(per_seed.select((pl.col("samples") / pl.col("problems")).max().ceil()).item())
     likelihood = {
         (e["student"], e["recipe"], int(e["seed"]), e["benchmark"]): e.get("likelihood")
-        for e in entries
+        for e in runs
     }
     has_likelihood = any(likelihood.values())
     metrics = compute.resolve_metrics(settings, samples, has_likelihood)
     groups = compute.build_groups(grades, likelihood, metrics)
     cells = compute.cell_rows(groups, settings)
     notes = sorted({f"{g.student} / {g.benchmark}: {n}" for g in groups for n in g.notes})
+    ref_cells: list[dict[str, Any]] = []
+    if refs:
+        ref_grades = compute.read_grades([{**e, "seed": 0} for e in refs])
+        per_seed = pl.concat([per_seed, _reference_per_seed(ref_grades)]).sort(
+            "student", "recipe", "benchmark", "seed"
+        )
+        ref_groups = compute.build_groups(ref_grades, {}, [m for m in metrics if m != "bpb"])
+        ref_cells = compute.reference_cells(ref_groups, settings)
+        notes = sorted({*notes, *(f"{g.benchmark}: {n}" for g in ref_groups for n in g.notes)})
+    per_seed.write_csv(out_dir / "per_seed.csv", float_precision=6)
 
-    scores = render.scores_frame(cells, per_seed, metrics)
+    scores = render.scores_frame(cells + ref_cells, per_seed, metrics)
+    if refs:  # a reference has no training seed
+        is_ref = pl.col("student") == REFERENCE_STUDENT
+        scores = scores.with_columns(
+            seeds=pl.when(is_ref).then(None).otherwise(pl.col("seeds")).cast(pl.Int64)
+        )
     scores.write_csv(out_dir / "scores.csv", float_precision=6)
     reliability = _frame(compute.reliability_rows(groups, cells, settings), RELIABILITY)
     reliability.write_csv(out_dir / "reliability.csv", float_precision=6)
     agreement = _frame(compute.agreement_rows(cells), AGREEMENT)
     agreement.write_csv(out_dir / "agreement.csv", float_precision=6)
 
+    trained = scores.filter(pl.col("student") != REFERENCE_STUDENT) if refs else scores
+    servers = {e["recipe"]: e["reference"] for e in refs}
     md = render.markdown(
-        scores, reliability, agreement, metrics, settings.baseline, notes, settings.alpha
-    )
+        trained, reliability, agreement, metrics, settings.baseline, notes, settings.alpha,
+        references=scores.filter(pl.col("student") == REFERENCE_STUDENT) if refs else None,
+        servers=servers,
+    )  # fmt: skip
     (out_dir / "scores.md").write_text(md)
     (out_dir / "scores.html").write_text(render.html_page(md))
     (out_dir / "scores.tex").write_text(render.latex(scores, metrics, settings.baseline))
-    _provenance(entries, out_dir / "provenance.json")
-    figure.draw(scores, figure_path, figure_benchmarks, settings.baseline)
+    _provenance(runs, out_dir / "provenance.json", refs)
+    figure.draw(trained, figure_path, figure_benchmarks, settings.baseline)
     return scores
 
 
@@ -135,6 +169,11 @@ AGREEMENT = {
 
 def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")
+
+
+PER_SEED_COLUMNS = ["student", "recipe", "seed", "benchmark", "samples", "problems", "scored",
+                    "accuracy", "no_answer_rate", "timeouts", "gold_unparseable", "bpb",
+                    "train_examples", "train_tokens", "train_steps"]  # fmt: skip
 
 
 def _per_seed(entries: Sequence[Mapping[str, Any]], scores: pl.DataFrame) -> pl.DataFrame:
@@ -170,9 +209,7 @@ def _per_seed(entries: Sequence[Mapping[str, Any]], scores: pl.DataFrame) -> pl.
         "train_tokens": pl.Int64,
         "train_steps": pl.Int64,
     }
-    cols = ["student", "recipe", "seed", "benchmark", "samples", "problems", "scored",
-            "accuracy", "no_answer_rate", "timeouts", "gold_unparseable", "bpb",
-            "train_examples", "train_tokens", "train_steps"]  # fmt: skip
+    cols = PER_SEED_COLUMNS
     return (
         scores.join(
             pl.DataFrame(extra, schema=schema), on=["student", "recipe", "seed", "benchmark"]
@@ -182,8 +219,35 @@ def _per_seed(entries: Sequence[Mapping[str, Any]], scores: pl.DataFrame) -> pl.
     )
 
 
-def _provenance(entries: Sequence[Mapping[str, Any]], path: Path) -> None:
+def _reference_per_seed(grades: pl.DataFrame) -> pl.DataFrame:
+    """The references' rows of per_seed.csv: no seed, no likelihood, no training figures."""
+    nothing = {"bpb": pl.Float64, "train_examples": pl.Int64, "train_tokens": pl.Int64}
+    nothing["train_steps"] = pl.Int64
+    return (
+        compute.per_seed_scores(grades)
+        .with_columns(
+            pl.lit(None, pl.Int64).alias("seed"),
+            *(pl.lit(None, t).alias(c) for c, t in nothing.items()),
+        )
+        .select(PER_SEED_COLUMNS)
+    )
+
+
+def _provenance(
+    entries: Sequence[Mapping[str, Any]],
+    path: Path,
+    references: Sequence[Mapping[str, Any]] = (),
+) -> None:
     cells: dict[str, dict[str, Any]] = {}
+    for e in references:  # a served model: what answered, where, and the files
+        cells[f"{e['student']}/{e['recipe']}/{e['benchmark']}"] = {
+            "student": e["student"],
+            "recipe": e["recipe"],
+            "benchmark": e["benchmark"],
+            "reference": dict(e["reference"]),
+            "grades": _manifest_hashes([str(e["grades"])]),
+            "generations": _manifest_hashes([str(e["generations"])]),
+        }
     for e in sorted(entries, key=lambda e: (e["student"], e["recipe"], e["benchmark"], e["seed"])):
         key = f"{e['student']}/{e['recipe']}/{e['benchmark']}"
         cell = cells.setdefault(

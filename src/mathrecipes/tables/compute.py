@@ -13,7 +13,7 @@ import math
 import re
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +310,20 @@ def _metric_cells(g: Group, metric: str, by_recipe, settings: TableSettings) -> 
             row["delta"] = 0.0
         out.append(row)
     return out
+
+
+def reference_cells(groups: Sequence[Group], settings: TableSettings) -> list[dict[str, Any]]:
+    """The cells of served models (references): per (reference, benchmark, metric) the value
+    and its own interval, as a recipe's with one seed; no delta, p-value or verdict (a
+    reference is not a recipe: nothing is compared with the baseline)."""
+    alone = replace(settings, baseline="")  # no reference is anyone's baseline
+    rows: list[dict[str, Any]] = []
+    for g in groups:
+        for metric, by_recipe in g.values.items():
+            for row in _metric_cells(g, metric, by_recipe, alone):
+                row.update(delta=None, verdict=None)
+                rows.append(row)
+    return rows
 
 
 def _num(x: float) -> float | None:

@@ -192,7 +192,10 @@ def markdown(
     baseline: str,
     notes: Sequence[str],
     alpha: float,
+    references: pl.DataFrame | None = None,
+    servers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
+    """The students' tables, then the references' (when given), reliability and notes."""
     lines = ["# Results", ""]
     benches = sorted(scores["benchmark"].unique().to_list())
     for student in sorted(scores["student"].unique().to_list()):
@@ -216,10 +219,50 @@ def markdown(
             lines.append("")
         family = sub.filter(pl.col("recipe") != baseline).height
         lines += [what_intervals_cover(sub["seeds"].to_list(), alpha, family), ""]
+    if references is not None and references.height:
+        lines += references_markdown(references, metrics, servers or {})
     lines += reliability_markdown(reliability, agreement)
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def served_by(server: Mapping[str, Any]) -> str:
+    """``model`` at ``endpoint`` (the public URL: never a key)."""
+    return f"`{server.get('model', '?')}` at {server.get('base_url', '?')}"
+
+
+def references_markdown(
+    refs: pl.DataFrame, metrics: Sequence[str], servers: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """The references' tables: per metric, one row per served model (no delta, no verdict)."""
+    benches = sorted(refs["benchmark"].unique().to_list())
+    lines = ["## References (served models, not trained here)", ""]
+    for metric in metrics:
+        if column(metric, "value") not in refs.columns:
+            continue
+        if refs[column(metric, "value")].null_count() == refs.height:
+            continue
+        lines += [f"### {metric_title(metric)}", ""]
+        header = ["reference", "model", *benches]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---", "---"] + ["---:"] * len(benches)) + "|")
+        for name in sorted(refs["recipe"].unique().to_list()):
+            by_bench = {
+                r["benchmark"]: r
+                for r in refs.filter(pl.col("recipe") == name).iter_rows(named=True)
+            }
+            cells = [f"`{name}`", served_by(servers.get(name, {}))]
+            cells += [cell_text(by_bench[b], metric, "") if b in by_bench else "" for b in benches]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "A reference answers with the students' prompt and sampling and is graded as they are; "
+        "its 95% interval covers problems and samples. It is not a recipe: no training seed, no "
+        "delta against the baseline, no verdict.",
+        "",
+    ]
+    return lines
 
 
 def reliability_markdown(reliability: pl.DataFrame, agreement: pl.DataFrame) -> list[str]:
@@ -285,12 +328,15 @@ def latex(scores: pl.DataFrame, metrics: Sequence[str], baseline: str) -> str:
                 for b in benches
             ]  # fmt: skip
             lines.append(
-                f"{esc(student)} & {esc(recipe)} & {esc(metric)} & {rr['train_examples'][0]} & "
-                + " & ".join(cells)
-                + r" \\"
+                f"{esc(student)} & {esc(recipe)} & {esc(metric)} & "
+                f"{_count(rr['train_examples'][0])} & " + " & ".join(cells) + r" \\"
             )
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def _count(x: int | None) -> str:
+    return "--" if x is None else str(x)
 
 
 def html_page(markdown_text: str) -> str:
