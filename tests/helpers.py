@@ -340,7 +340,7 @@ class Server:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def wait_ready(self, timeout: float = 300.0) -> None:
         import httpx2
 
         deadline = time.monotonic() + timeout
