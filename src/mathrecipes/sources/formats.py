@@ -224,6 +224,11 @@ def _adapt_asdiv(raw: Mapping[str, Any], index: int) -> dict:
     raw_answer = _text(raw.get("answer")).strip()
     meta = rest_meta(raw, ("body", "question", "answer", "idx", "id", "ID"))
     meta["answer_raw"] = raw_answer
+    if ";" in raw_answer:
+        # Several values ("5 (dogs); 3 (cats)"), which the Hub copy has and the Qwen2.5-Math
+        # harness drops (its 2215 of 2305 rows): no single gold answer, the row is quarantined.
+        meta["answer_format"] = "multiple"
+        return _record(row_id(raw, index), problem, "", None, "text", meta)
     answer: str | None = raw_answer
     answer_type: str | None = None
     m = re.fullmatch(r"(?P<num>[-+]?[\d.,/]+)\s*\((?P<unit>[^()]*)\)", raw_answer)
@@ -264,6 +269,30 @@ def _adapt_college_math(raw: Mapping[str, Any], index: int) -> dict:
 
 
 _OB_TYPES = {"Tuple": "tuple", "Interval": "interval", "Expression": "expression"}
+_DOLLAR = re.compile(r"(?<!\\)\$")  # a math delimiter; an escaped \$ is a dollar sign
+_SEPARATOR = re.compile(r"[\s,;.]*")  # text between two math spans that only separates them
+
+
+def _ob_parts(final: str) -> list[str]:
+    """One OlympiadBench ``final_answer`` string as its answers, ``$`` delimiters removed.
+
+    The dataset writes several answers into one string, each in its own math span:
+    ``"$69$,$84$"``, ``"$f(n)=n$, $g(n)=1$"``, sometimes with a trailing period
+    (``"$(-\\infty, 0) \\cup\\{1\\}$."``) or an unbalanced ``$`` (``"$221,$8$"``). When the
+    text between the spans is only separators the spans are the answers; an answer in prose
+    (``"$f(x)=a x+b$, where $b$ is an arbitrary integer"``) stays one answer, ``$`` removed.
+    """
+    pieces = _DOLLAR.split(final.strip())
+    if len(pieces) == 1:  # no math delimiters: "1,3,5", "2"
+        one = clean_gold(final)
+        return [one] if one else []
+    text = pieces[0::2] if len(pieces) % 2 else []  # balanced: even positions are text
+    if len(pieces) % 2 == 0 or all(_SEPARATOR.fullmatch(t) for t in text):
+        # math spans separated by commas (or a stray $): each non-empty piece is an answer
+        parts = [clean_gold(p.strip().strip(",;").strip()) for p in pieces]
+        return [p for p in parts if p]
+    joined = clean_gold(re.sub(r"\s+", " ", "".join(pieces)))  # prose: keep it whole
+    return [joined] if joined else []
 
 
 def _adapt_olympiadbench(raw: Mapping[str, Any], index: int) -> dict:
@@ -275,8 +304,7 @@ def _adapt_olympiadbench(raw: Mapping[str, Any], index: int) -> dict:
     finals = raw.get("final_answer")
     if isinstance(finals, str):
         finals = [finals]
-    parts = [clean_gold(_text(f).strip().strip("$")) for f in (finals or [])]
-    parts = [p for p in parts if p]
+    parts = [p for f in (finals or []) for p in _ob_parts(_text(f))]
     answer = ", ".join(parts) if parts else None
     hint = _text(raw.get("answer_type"))
     if not answer:
@@ -477,9 +505,10 @@ _FORMAT_LIST = [
         "olympiadbench",
         "Hothan/OlympiadBench",
         "OE_TO_maths_en_COMP",
-        "context + question -> problem; solution list joined; final_answer list joined "
-        "with ', ' ($ stripped); answer_type from the dataset's answer_type / "
-        "is_multiple_answer (-> meta.ob_answer_type); images dropped (meta.n_images)",
+        "context + question -> problem; solution list joined; final_answer: each string's "
+        "$-delimited answers ('$69$,$84$' -> '69, 84'), all joined with ', '; answer_type "
+        "from the dataset's answer_type / is_multiple_answer (-> meta.ob_answer_type); images "
+        "dropped (meta.n_images)",
         _adapt_olympiadbench,
     ),
     Format(
@@ -495,8 +524,9 @@ _FORMAT_LIST = [
         "EleutherAI/asdiv",
         "asdiv",
         "body + ' ' + question -> problem; answer '9 (apples)' -> '9' (unit in "
-        "meta.answer_unit); ratio '3:4' -> '3/4'; clock times are text; formula, "
-        "solution_type to meta",
+        "meta.answer_unit); ratio '3:4' -> '3/4'; clock times are text; several values "
+        "'a; b' -> no answer (quarantine: the Hub's 2305 rows become the harness's 2215); "
+        "formula, solution_type to meta",
         _adapt_asdiv,
     ),
     Format(
