@@ -372,7 +372,9 @@ def eval_prompt_inputs(wildcards):
     if override is not None and override.prompt is not None:
         inputs["prompt"] = eval_prompt_file(wildcards)
     if override is not None and override.few_shot is not None:
-        inputs["few_shot"] = f"{DATASET}.parquet".format(dataset=override.few_shot.from_)
+        inputs["few_shot"] = f"{DATASET}.parquet".format(
+            dataset=override.few_shot.from_
+        )
     return inputs
 
 
@@ -612,7 +614,9 @@ def likelihood_runtime(wildcards, attempt):
     """5 minutes to load the model, plus one benchmark pass at the generation estimate of one
     sample per problem: a teacher-forced forward over a solution costs less than decoding
     max_new_tokens tokens one at a time."""
-    tokens = benchmark_rows(wildcards.benchmark) * eval_generation(wildcards).max_new_tokens
+    tokens = (
+        benchmark_rows(wildcards.benchmark) * eval_generation(wildcards).max_new_tokens
+    )
     rate = student_resources(wildcards).generate_tokens_per_s
     return (5 + math.ceil(tokens / rate / 60)) * attempt
 
