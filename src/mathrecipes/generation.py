@@ -365,7 +365,7 @@ def generate_file(
     write_table(pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA), out_path)
     if store is not None:
         store.finish()
-    reasons = {"eos": 0, "length": 0, "stop": 0}
+    reasons = {"eos": 0, "length": 0, **({"stop": 0} if g.stop else {})}
     for r in rows:
         reasons[r["finish_reason"]] += 1
     return {
