@@ -11,10 +11,12 @@ from snakemake.exceptions import WorkflowError
 from mathrecipes.config import (
     REFERENCE_STUDENT,
     ConfigError,
+    StudentSpec,
     load_config,
     plain,
     reference_job_spec,
 )
+from mathrecipes.prompting import PromptFormatError, check_template, read_template
 from mathrecipes.provenance import code_fingerprint
 from mathrecipes.sources import input_files
 from mathrecipes.synthesis.prompts import (
@@ -139,27 +141,69 @@ def student_spec(wildcards):
     spec = plain(CFG.students[wildcards.student])
     spec.pop("resources")
     spec.pop("checkpointing")
+    for key in ("prompt_format", "system_prompt"):  # the defaults: the params of before
+        if spec[key] == StudentSpec.model_fields[key].default:
+            spec.pop(key)
     return spec
 
 
+def eval_prompt_spec(wildcards):
+    """How a problem is put to the student in an evaluation job: the student's prompt format
+    and the benchmark's template (its configured path and sha256) and few-shot draw; empty for
+    a plain student without a template (the params of before)."""
+    return {
+        **CFG.students[wildcards.student].prompt_settings(),
+        **benchmark_prompt_spec(wildcards),
+    }
+
+
+def benchmark_prompt_spec(wildcards):
+    """The benchmark's template (its configured path and sha256) and few-shot draw, as the
+    students and the references see it; empty without them."""
+    prompt = {}
+    override = CFG.generation.benchmarks.get(wildcards.get("benchmark") or "")
+    if override is not None and override.prompt is not None:
+        file = eval_prompt_file(wildcards)
+        prompt["template"] = {"path": override.prompt, "sha256": prompt_sha256(file)}
+    if override is not None and override.few_shot is not None:
+        prompt["few_shot"] = plain(override.few_shot)
+    return prompt
+
+
 def generation_spec(wildcards):
-    return plain(CFG.generation)
+    """The benchmark's effective generation settings (generation.benchmarks.<name> in place of
+    generation's own; a weakness probe gets generation's own) and, when not the default, the
+    prompt (eval_prompt_spec)."""
+    spec = CFG.generation.job_spec(wildcards.get("benchmark") or "")
+    prompt = eval_prompt_spec(wildcards)
+    if prompt:
+        spec["prompt"] = prompt
+    return spec
 
 
 def reference_spec(wildcards):
     """What a reference's answers depend on: its model, prompt kind and effective sampling
     (not how its server is reached: those travel as resources, reference_setting)."""
-    return reference_job_spec(CFG, wildcards.reference, wildcards.benchmark)
+    spec = reference_job_spec(CFG, wildcards.reference, wildcards.benchmark)
+    template = benchmark_prompt_spec(wildcards)
+    if template:
+        spec["benchmark_prompt"] = template
+    return spec
 
 
 def likelihood_spec(wildcards):
-    """The likelihood settings and the two generation settings the forward pass uses (dtype,
-    attention): editing sampling or max_new_tokens rescores nothing."""
-    return {
+    """The likelihood settings, the two generation settings the forward pass uses (dtype,
+    attention) and the prompt the solutions are scored after: editing sampling or
+    max_new_tokens rescores nothing."""
+    spec = {
         "batch_size": CFG.likelihood.batch_size,
         "dtype": CFG.generation.dtype,
         "attn_implementation": CFG.generation.attn_implementation,
     }
+    prompt = eval_prompt_spec(wildcards)
+    if prompt:
+        spec["prompt"] = prompt
+    return spec
 
 
 def grading_spec(wildcards):
@@ -345,6 +389,51 @@ def select_benchmarks(wildcards):
         b: f"{BENCHMARK}.parquet".format(benchmark=b)
         for b in recipe_benchmarks(wildcards.recipe)
     }
+
+
+def eval_prompt_file(wildcards):
+    """The benchmark's prompt template file (generation.benchmarks.<name>.prompt), found in the
+    working directory, else in the workflow's folder (the shipped prompts/eval/)."""
+    override = CFG.generation.benchmarks[wildcards.benchmark]
+    return resolve_prompt_path(override.prompt, [workflow.basedir])
+
+
+def eval_prompt_inputs(wildcards):
+    """A benchmark's template file and the dataset its few-shot examples come from: inputs of
+    its evaluation jobs (editing the template reruns that benchmark's jobs only)."""
+    override = CFG.generation.benchmarks.get(wildcards.get("benchmark") or "")
+    inputs = {}
+    if override is not None and override.prompt is not None:
+        inputs["prompt"] = eval_prompt_file(wildcards)
+    if override is not None and override.few_shot is not None:
+        inputs["few_shot"] = f"{DATASET}.parquet".format(
+            dataset=override.few_shot.from_
+        )
+    return inputs
+
+
+def check_eval_templates():
+    """Every benchmark's template exists and has the placeholders its few-shot setting needs
+    (checked when the workflow loads, before any job)."""
+    for name, override in CFG.generation.benchmarks.items():
+        if override.prompt is None:
+            continue
+        key = f"generation.benchmarks.{name}.prompt"
+        file = resolve_prompt_path(override.prompt, [workflow.basedir])
+        if not Path(file).is_file():
+            raise WorkflowError(f"{key}: template file {override.prompt} not found")
+        try:
+            check_template(
+                read_template(file),
+                few_shot=override.few_shot is not None,
+                key=key,
+                path=override.prompt,
+            )
+        except PromptFormatError as exc:
+            raise WorkflowError(str(exc)) from None
+
+
+check_eval_templates()
 
 
 def train_init_inputs(wildcards):
@@ -605,13 +694,18 @@ def benchmark_rows(name):
 def eval_samples(wildcards):
     """What one evaluation job generates and grades: benchmark rows x samples per problem."""
     name = wildcards.get("benchmark") or wildcards.get("probe")
-    return benchmark_rows(name) * CFG.generation.n_samples
+    return benchmark_rows(name) * eval_generation(wildcards).n_samples
+
+
+def eval_generation(wildcards):
+    """The effective generation settings of a job's benchmark (a probe: generation's own)."""
+    return CFG.generation.for_benchmark(wildcards.get("benchmark") or "")
 
 
 def generate_runtime(wildcards, attempt):
     """5 minutes to load the model, plus every sample running to max_new_tokens at the
     student's generate_tokens_per_s."""
-    tokens = eval_samples(wildcards) * CFG.generation.max_new_tokens
+    tokens = eval_samples(wildcards) * eval_generation(wildcards).max_new_tokens
     rate = student_resources(wildcards).generate_tokens_per_s
     return (5 + math.ceil(tokens / rate / 60)) * attempt
 
@@ -620,7 +714,9 @@ def likelihood_runtime(wildcards, attempt):
     """5 minutes to load the model, plus one benchmark pass at the generation estimate of one
     sample per problem: a teacher-forced forward over a solution costs less than decoding
     max_new_tokens tokens one at a time."""
-    tokens = benchmark_rows(wildcards.benchmark) * CFG.generation.max_new_tokens
+    tokens = (
+        benchmark_rows(wildcards.benchmark) * eval_generation(wildcards).max_new_tokens
+    )
     rate = student_resources(wildcards).generate_tokens_per_s
     return (5 + math.ceil(tokens / rate / 60)) * attempt
 

@@ -3,6 +3,7 @@
 
 rule generate_answers:
     input:
+        unpack(eval_prompt_inputs),
         checkpoint=rules.train_student.output.checkpoint,
         benchmark=rules.build_benchmark.output.records,
     output:

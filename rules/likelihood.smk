@@ -4,6 +4,7 @@
 
 rule score_likelihood:
     input:
+        unpack(eval_prompt_inputs),
         checkpoint=rules.train_student.output.checkpoint,
         benchmark=rules.build_benchmark.output.records,
     output:

@@ -7,6 +7,7 @@
 
 rule generate_reference:
     input:
+        unpack(eval_prompt_inputs),
         benchmark=rules.build_benchmark.output.records,
     output:
         generations=f"{REFERENCE_GENERATIONS}.parquet",

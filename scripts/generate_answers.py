@@ -3,7 +3,11 @@ from mathrecipes.generation import generate_file
 from mathrecipes.provenance import Manifest
 
 runlog.start(snakemake.log[0])
+# a benchmark's prompt template and few-shot dataset, when it has them
+prompt_file = getattr(snakemake.input, "prompt", None)
+few_shot_file = getattr(snakemake.input, "few_shot", None)
 inputs = [snakemake.input.checkpoint, snakemake.input.benchmark]
+inputs += [f for f in (prompt_file, few_shot_file) if f]
 with Manifest("generate", inputs=inputs, params=snakemake.params.spec) as m:
     summary = generate_file(
         snakemake.input.checkpoint,
@@ -12,6 +16,8 @@ with Manifest("generate", inputs=inputs, params=snakemake.params.spec) as m:
         snakemake.params.spec,
         threads=snakemake.threads,
         resume_dir=snakemake.params.resume_dir,
+        prompt_file=prompt_file,
+        few_shot_file=few_shot_file,
     )
     m.add(summary=summary, threads=snakemake.threads)
     m.write([snakemake.output.generations], snakemake.output.manifest)

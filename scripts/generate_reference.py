@@ -5,7 +5,7 @@ from mathrecipes.teachers.operational import from_resources
 
 runlog.start(snakemake.log[0])
 settings = from_resources(snakemake.resources, "reference")
-with Manifest("reference", inputs=[snakemake.input.benchmark], params=snakemake.params.spec) as m:
+with Manifest("reference", inputs=[snakemake.input.benchmark, *snakemake.input[1:]], params=snakemake.params.spec) as m:
     summary = answer_benchmark(
         snakemake.wildcards.reference,
         snakemake.input.benchmark,
@@ -13,6 +13,8 @@ with Manifest("reference", inputs=[snakemake.input.benchmark], params=snakemake.
         snakemake.params.spec,
         settings,
         cache_dir=settings["cache_dir"],
+        prompt_file=snakemake.input.get("prompt"),
+        few_shot_file=snakemake.input.get("few_shot"),
     )
     m.add(summary=summary)
     m.write([snakemake.output.generations], snakemake.output.manifest)

@@ -249,6 +249,26 @@ def test_sampling_edit_regenerates_and_regrades_but_does_not_rescore(tiny_run):
     assert _dry_run_after(tiny_run, edit) == expected | TAIL
 
 
+def test_one_benchmarks_generation_settings_rerun_only_that_benchmark(tiny_run):
+    """generation.benchmarks.<name>: sampling keys regenerate and regrade that benchmark only
+    (not its likelihood); a prompt template also rescores its likelihood."""
+
+    def sampling(raw):
+        raw["generation"]["benchmarks"] = {"id_test": {"n_samples": 2, "temperature": 0.5}}
+
+    def template(raw):
+        raw["generation"]["benchmarks"] = {"ood_test": {"prompt": "prompts/eval/default.txt"}}
+
+    def jobs(rules, b):
+        return {J(rule, student="nano", recipe=r, seed=0, benchmark=b) for rule in rules
+                for r in RECIPES}  # fmt: skip
+
+    evaluation = ("generate_answers", "grade_generations")
+    assert _dry_run_after(tiny_run, sampling) == jobs(evaluation, "id_test") | TAIL
+    expected = jobs((*evaluation, "score_likelihood"), "ood_test") | TAIL
+    assert _dry_run_after(tiny_run, template) == expected
+
+
 def test_tables_setting_edit_reruns_only_the_tables(tiny_run):
     def edit(raw):
         raw["tables"].update(

@@ -1,8 +1,10 @@
 """Generate student completions for a benchmark (``hf`` or ``vllm`` backend), resumably.
 
-The input of every problem is ``[bos] + tok(format_prompt(problem))`` built by
+The input of every problem is ``[bos] + tok(format_prompt(problem))`` (a plain student; a chat
+student: ``tok(chat template rendering)``, :mod:`mathrecipes.prompting`) built by
 :func:`mathrecipes.training.data.encode_prompts`, the same function that built the training
-prompts. The (problem, sample) jobs are sorted by prompt length and cut into batches of
+prompts. A benchmark's template and few-shot examples (the spec's ``prompt``) change the text put
+to the student, never its format. The (problem, sample) jobs are sorted by prompt length and cut into batches of
 ``batch_size``; rows are written sorted by ``(problem_id, sample)``.
 
 Backends (the decoders of :mod:`mathrecipes.decoding`):
@@ -14,7 +16,8 @@ Backends (the decoders of :mod:`mathrecipes.decoding`):
           optional package).
 
 Sampling is deterministic per batch: batch ``k`` draws from a generator seeded by
-``(seed, k)``, so a resumed run samples exactly what an uninterrupted run does.
+``(seed, k)``, so a resumed run samples exactly what an uninterrupted run does (the batches are a
+fixed function of the benchmark and the spec).
 
 Resume (:mod:`mathrecipes.resumable`): given ``resume_dir``, every finished batch is appended
 to ``resume_dir/progress.jsonl`` (one JSON line per batch; append, flush, fsync) under a key that
@@ -29,7 +32,8 @@ Output parquet columns (one row per problem and sample):
 ``problem_id`` str, ``sample`` int, ``prompt`` str, ``completion`` str (the new tokens decoded,
 special tokens skipped), ``n_prompt_tokens`` int (bos included), ``n_completion_tokens`` int
 (tokens generated, the final eos included; ``max_new_tokens`` when cut off), ``finish_reason``
-``"eos" | "length"``, ``seconds`` float (the batch wall time shared over its rows; the only
+``"eos" | "length" | "stop"`` (stop: the text reached a stop string and ``completion`` is cut
+before it; ``n_completion_tokens`` counts up to the token that completed it), ``seconds`` float (the batch wall time shared over its rows; the only
 nondeterministic column).
 
 This module imports neither pydantic nor Snakemake at import time.
@@ -37,6 +41,7 @@ This module imports neither pydantic nor Snakemake at import time.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import time
@@ -49,13 +54,14 @@ from mathrecipes.decoding import (
     HFDecoder,
     VLLMDecoder,
     batch_seed,
+    cut_at_stop,
     load_model,
     load_tokenizer,
     require_vllm,
     resolve_attn_implementation,
     resolve_dtype,
 )
-from mathrecipes.prompting import format_prompt
+from mathrecipes.prompting import eval_format
 from mathrecipes.records import read_records, write_table
 from mathrecipes.resumable import (
     Progress,
@@ -64,7 +70,7 @@ from mathrecipes.resumable import (
     runtime_settings,
     stop_on_sigterm,
 )
-from mathrecipes.training.data import encode_prompts, eos_id, pad_id
+from mathrecipes.training.data import encode_prompts, eos_id, pad_id, prompt_texts
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +99,25 @@ class GenerationInterrupted(RuntimeError):
     """SIGTERM arrived; the finished batches are saved in the resume folder."""
 
 
+# Keys a job's spec may leave out: no stop strings, no per-benchmark table (a job's spec is one
+# benchmark's, already resolved), and ``prompt`` (the default format; read by eval_format).
+OPTIONAL_KEYS = ("stop", "benchmarks", "prompt")
+
+
 def validate_generation_spec(spec: Mapping[str, Any]) -> Any:
-    """Check a GenerationSpec dict strictly (every key present) and return the model."""
+    """Check a GenerationSpec dict strictly (every key present but :data:`OPTIONAL_KEYS`) and
+    return the model (``prompt`` is not part of it)."""
     from pydantic import ValidationError
 
     from mathrecipes.config import GenerationSpec
 
     if not isinstance(spec, Mapping):
         raise GenerationSpecError(f"generation spec must be a mapping, got {type(spec).__name__}")
-    missing = [k for k in GenerationSpec.model_fields if k not in spec]
+    missing = [k for k in GenerationSpec.model_fields if k not in spec and k not in OPTIONAL_KEYS]
     if missing:
         raise GenerationSpecError(f"generation spec is missing key(s): {', '.join(missing)}")
     try:
-        g = GenerationSpec.model_validate(dict(spec))
+        g = GenerationSpec.model_validate({k: v for k, v in spec.items() if k != "prompt"})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
@@ -149,10 +161,12 @@ def _rows_of_batch(
     batch: Sequence[tuple[int, int]],
     generated: Sequence[Sequence[int]],
     records: Sequence[Mapping[str, Any]],
+    prompts: Sequence[str],
     prompt_ids: Sequence[Sequence[int]],
     tokenizer: Any,
     eos: int,
     seconds: float,
+    stop: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     rows, kept = [], []
     for (i, s), new in zip(batch, generated, strict=True):
@@ -168,7 +182,7 @@ def _rows_of_batch(
             {
                 "problem_id": str(records[i]["id"]),
                 "sample": s,
-                "prompt": format_prompt(records[i]["problem"]),
+                "prompt": prompts[i],
                 "completion": "",
                 "n_prompt_tokens": len(prompt_ids[i]),
                 "n_completion_tokens": n_new,
@@ -179,9 +193,22 @@ def _rows_of_batch(
     texts = tokenizer.batch_decode(
         kept, skip_special_tokens=True, clean_up_tokenization_spaces=False
     )
-    for row, text in zip(rows, texts, strict=True):
+    for row, text, ids in zip(rows, texts, kept, strict=True):
         row["completion"] = text
+        cut = cut_at_stop(ids, stop, _decoder(tokenizer)) if stop else None
+        if cut is not None:
+            row["completion"], row["n_completion_tokens"] = cut
+            row["finish_reason"] = "stop"
     return rows
+
+
+def _decoder(tokenizer: Any) -> Any:
+    def decode(ids: Sequence[int]) -> str:
+        return tokenizer.decode(
+            list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
+
+    return decode
 
 
 def generate_file(
@@ -192,10 +219,16 @@ def generate_file(
     threads: int = 2,
     progress: bool = True,
     resume_dir: str | None = None,
+    prompt_file: str | None = None,
+    few_shot_file: str | None = None,
 ) -> dict[str, Any]:
     """Generate completions of the student in ``checkpoint_dir`` for every benchmark problem.
 
-    ``spec`` is a GenerationSpec dict. Greedy when ``temperature == 0``; otherwise
+    ``spec`` is a GenerationSpec dict (one benchmark's effective settings) with, optionally,
+    ``prompt``: the student's format and the benchmark's template and few-shot draw
+    (:func:`mathrecipes.prompting.eval_format`; ``prompt_file`` is the template file,
+    ``few_shot_file`` the dataset the examples come from). Stop strings (``stop``) end an answer
+    where its text first holds one. Greedy when ``temperature == 0``; otherwise
     ``n_samples`` samples per problem (temperature, top_p; top-k off), seeded per batch by
     ``(seed, batch index)``: deterministic for the same spec, benchmark, checkpoint and machine.
     With ``resume_dir``, finished batches are saved there and a rerun resumes (module docstring).
@@ -221,7 +254,13 @@ def generate_file(
 
     tokenizer = load_tokenizer(checkpoint_dir)
     eos, pad = eos_id(tokenizer), pad_id(tokenizer)
-    prompt_ids = encode_prompts(tokenizer, [r["problem"] for r in records])
+    problems = [r["problem"] for r in records]
+    fmt = eval_format(
+        spec.get("prompt"), problems, prompt_file=prompt_file, few_shot_file=few_shot_file
+    )
+    fmt.check_tokenizer(tokenizer, checkpoint_dir, key="the student's prompt_format")
+    prompts = prompt_texts(tokenizer, problems, fmt)
+    prompt_ids = encode_prompts(tokenizer, problems, fmt)
     n_samples = g.n_samples if g.temperature > 0 else 1
     jobs = [(i, s) for i in range(len(records)) for s in range(n_samples)]
     jobs.sort(key=lambda j: (len(prompt_ids[j[0]]), j[0], j[1]))  # length-sorted batches
@@ -240,6 +279,8 @@ def generate_file(
         )
         plan = [[(str(records[i]["id"]), s) for i, s in batch] for batch in batches]
         spec_json = g.model_dump(mode="json", by_alias=True)
+        if spec.get("prompt"):  # the texts put to the student (template, few-shot examples)
+            spec_json["prompts_sha256"] = hashlib.sha256("\0".join(prompts).encode()).hexdigest()
         store = Progress(
             resume_dir,
             job_key("generate", checkpoint_dir, benchmark_path, spec_json, runtime),
@@ -277,6 +318,8 @@ def generate_file(
             top_p=g.top_p,
             compile=g.compile,
             batch_size=min(g.batch_size, len(jobs)),
+            stop=g.stop,
+            tokenizer=tokenizer,
         )
 
     gen_tokens = 0
@@ -303,7 +346,9 @@ def generate_file(
                     [prompt_ids[i] for i, _ in batch], batch_seed(g.seed, k)
                 )
                 dt = time.perf_counter() - t0
-                rows = _rows_of_batch(batch, generated, records, prompt_ids, tokenizer, eos, dt)
+                rows = _rows_of_batch(
+                    batch, generated, records, prompts, prompt_ids, tokenizer, eos, dt, g.stop
+                )
                 if store is not None:
                     store.append(k, rows)
                 done[k] = rows
@@ -320,7 +365,7 @@ def generate_file(
     write_table(pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA), out_path)
     if store is not None:
         store.finish()
-    reasons = {"eos": 0, "length": 0}
+    reasons = {"eos": 0, "length": 0, **({"stop": 0} if g.stop else {})}
     for r in rows:
         reasons[r["finish_reason"]] += 1
     return {

@@ -10,6 +10,11 @@ mask drives the position ids, as in :class:`~mathrecipes.decoding.HFDecoder`), a
 logits of the target positions are computed (``logits_to_keep``), in float32 whatever the
 weights' dtype.
 
+A chat student (or a benchmark with a template or few-shot examples: the spec's ``prompt``, as
+for generation, :func:`mathrecipes.prompting.eval_format`) is scored the same way after its own
+prompt: the chat target is the solution followed by the template's end of turn, whose text the
+bytes then include.
+
 Bits per byte, ``nll / ln 2 / bytes``, do not depend on the tokenizer: students trained from
 scratch get a tokenizer per recipe, so their per-token NLLs are not comparable, bytes are.
 
@@ -53,10 +58,10 @@ from mathrecipes.decoding import (
     resolve_attn_implementation,
     resolve_dtype,
 )
-from mathrecipes.prompting import format_target
+from mathrecipes.prompting import PLAIN, PromptFormat, eval_format
 from mathrecipes.records import read_records, write_table
 from mathrecipes.resumable import Progress, job_key, runtime_settings, stop_on_sigterm
-from mathrecipes.training.data import encode_prompts, encode_texts, pad_id
+from mathrecipes.training.data import encode_prompts, encode_texts, pad_id, target_texts
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +93,12 @@ class LikelihoodInterrupted(RuntimeError):
 
 
 def validate_likelihood_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a likelihood job's spec (exactly :data:`SPEC_KEYS`) and return it as a dict."""
+    """Check a likelihood job's spec (exactly :data:`SPEC_KEYS`, and optionally ``prompt``,
+    read by :func:`mathrecipes.prompting.eval_format`) and return it as a dict."""
     if not isinstance(spec, Mapping):
         raise LikelihoodSpecError(f"likelihood spec must be a mapping, got {type(spec).__name__}")
     missing = [k for k in SPEC_KEYS if k not in spec]
-    unknown = [k for k in spec if k not in SPEC_KEYS]
+    unknown = [k for k in spec if k not in SPEC_KEYS and k != "prompt"]
     if missing or unknown:
         raise LikelihoodSpecError(
             f"likelihood spec: missing key(s) {missing}, unknown key(s) {unknown} "
@@ -106,7 +112,10 @@ def validate_likelihood_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
             raise LikelihoodSpecError(
                 f"generation.{key} must be one of {', '.join(allowed)}, got {spec[key]!r}"
             )
-    return {k: spec[k] for k in SPEC_KEYS}
+    out = {k: spec[k] for k in SPEC_KEYS}
+    if spec.get("prompt"):
+        out["prompt"] = spec["prompt"]
+    return out
 
 
 # ------------------------------------------------------------------ the inputs
@@ -148,14 +157,17 @@ def _covered_bytes(tokenizer: Any, target: str, ids: Sequence[int], kept: int) -
 
 
 def plan_items(
-    tokenizer: Any, records: Sequence[Mapping[str, Any]], max_positions: int | None
+    tokenizer: Any,
+    records: Sequence[Mapping[str, Any]],
+    max_positions: int | None,
+    fmt: PromptFormat = PLAIN,
 ) -> list[Item]:
     """The scored rows (those with a solution), tokenized as training tokenizes them, each cut to
     ``max_positions`` tokens (None: no limit) by dropping the target's last tokens."""
     scored = [i for i, r in enumerate(records) if has_solution(r)]
     chosen = [records[i] for i in scored]
-    prompts = encode_prompts(tokenizer, [r["problem"] for r in chosen])
-    texts = [format_target(r) for r in chosen]
+    prompts = encode_prompts(tokenizer, [r["problem"] for r in chosen], fmt)
+    texts = target_texts(tokenizer, chosen, fmt)
     targets = encode_texts(tokenizer, texts)
     items = []
     for i, r, prompt, text, target in zip(scored, chosen, prompts, texts, targets, strict=True):
@@ -244,6 +256,8 @@ def score_file(
     threads: int = 2,
     progress: bool = True,
     resume_dir: str | None = None,
+    prompt_file: str | None = None,
+    few_shot_file: str | None = None,
 ) -> dict[str, Any]:
     """Score the reference solutions of ``benchmark_path`` under the student in
     ``checkpoint_dir`` and write ``out_path`` (columns: module docstring).
@@ -278,7 +292,14 @@ def score_file(
     max_positions = getattr(
         AutoConfig.from_pretrained(checkpoint_dir), "max_position_embeddings", None
     )
-    items = plan_items(tokenizer, records, max_positions)
+    fmt = eval_format(
+        s.get("prompt"),
+        [r["problem"] for r in records],
+        prompt_file=prompt_file,
+        few_shot_file=few_shot_file,
+    )
+    fmt.check_tokenizer(tokenizer, checkpoint_dir, key="the student's prompt_format")
+    items = plan_items(tokenizer, records, max_positions, fmt)
     batches = plan_batches(items, s["batch_size"])
 
     done: dict[int, list[dict[str, Any]]] = {}

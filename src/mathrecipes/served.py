@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 
 from mathrecipes.generation import OUTPUT_SCHEMA
-from mathrecipes.prompting import format_prompt
+from mathrecipes.prompting import eval_format
 from mathrecipes.records import read_records, write_table
 from mathrecipes.teachers.base import GenRequest
 from mathrecipes.teachers.openai_backend import OpenAIBackend, TeacherConfigError
@@ -73,18 +73,33 @@ def build_backend(
 
 
 def requests_for(
-    backend: OpenAIBackend, records: list[dict[str, str]], spec: Mapping[str, Any]
+    backend: OpenAIBackend,
+    records: list[dict[str, str]],
+    spec: Mapping[str, Any],
+    *,
+    prompt_file: str | None = None,
+    few_shot_file: str | None = None,
 ) -> list[GenRequest]:
-    """One request per (problem, sample), in benchmark order."""
+    """One request per (problem, sample), in benchmark order. The text is the students' plain
+    prompt, or the benchmark's template (``generation.benchmarks.<name>.prompt``, with its
+    few-shot examples) as the students' user message is; the benchmark's stop strings are sent."""
+    fmt = eval_format(
+        spec.get("benchmark_prompt"),
+        [r["problem"] for r in records],
+        prompt_file=prompt_file,
+        few_shot_file=few_shot_file,
+        key="benchmark_prompt",
+    )
+    extra = {"stop": list(spec["stop"])} if spec.get("stop") else {}
     out = []
     for rec in records:
-        text = format_prompt(rec["problem"])
+        text = fmt.user_text(rec["problem"])
         for k in range(int(spec["n_samples"])):
             key = sample_key(rec["id"], k)
             if spec["prompt"] == "chat":
-                out.append(backend.request(key, messages=[("user", text)]))
+                out.append(backend.request(key, messages=[("user", text)], **extra))
             else:
-                out.append(backend.request(key, prompt=text))
+                out.append(backend.request(key, prompt=text, **extra))
     return out
 
 
@@ -96,6 +111,8 @@ def answer_benchmark(
     settings: Mapping[str, Any],
     *,
     cache_dir: str | Path,
+    prompt_file: str | None = None,
+    few_shot_file: str | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Write the reference's answers to a benchmark (the generation contract) and return a
@@ -103,7 +120,9 @@ def answer_benchmark(
     start = time.monotonic()
     records = read_records(benchmark_path)
     backend = build_backend(name, spec, settings, cache_dir)
-    requests = requests_for(backend, records, spec)
+    requests = requests_for(
+        backend, records, spec, prompt_file=prompt_file, few_shot_file=few_shot_file
+    )
     try:
         results = backend.generate(requests, progress=progress)
     except TeacherConfigError as exc:

@@ -15,8 +15,48 @@ from mathrecipes.grading.settings import GradePolicy, GradeSettings
 METRIC = re.compile(r"^(accuracy|bpb|(pass|maj)@([1-9]\d*))$")
 
 
+class FewShotSpec(Strict):
+    """Worked examples shown before each problem of one benchmark (the template's
+    ``{examples}``)."""
+
+    from_: Name = Field(
+        alias="from",
+        description="the dataset (a name in datasets) the examples are drawn from; rows whose "
+        "normalized problem equals one of the benchmark's problems are never drawn",
+    )
+    n: int = Field(4, ge=1, description="examples per prompt (the same ones for every problem)")
+    seed: int = Field(0, ge=0, description="seed of the draw")
+
+
+class BenchmarkGeneration(Strict):
+    """One benchmark's generation settings: any key given replaces generation's own for this
+    benchmark only (editing it regenerates, regrades and retabulates that benchmark only)."""
+
+    max_new_tokens: int | None = Field(None, gt=0, description="most tokens of an answer")
+    stop: list[str] | None = Field(
+        None, description="stop strings (replace generation.stop for this benchmark)"
+    )
+    n_samples: int | None = Field(None, ge=1, description="answers per problem")
+    temperature: float | None = Field(None, ge=0, description="sampling temperature (0: greedy)")
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling")
+    prompt: str | None = Field(
+        None,
+        description="a prompt template file (e.g. prompts/eval/boxed.txt; relative: the working "
+        "directory, else the workflow's folder) with {problem} and, with few_shot, {examples}; "
+        "unset: the student's own training format (docs/evaluation.md)",
+    )
+    few_shot: FewShotSpec | None = Field(
+        None, description="worked examples rendered into the template's {examples}"
+    )
+
+    def overrides(self) -> dict[str, Any]:
+        """The sampling keys given (not prompt / few_shot)."""
+        keys = ("max_new_tokens", "stop", "n_samples", "temperature", "top_p")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
 class GenerationSpec(Strict):
-    """How every student answers every benchmark."""
+    """How every student answers every benchmark (``benchmarks`` overrides it per benchmark)."""
 
     backend: Literal["hf", "vllm"] = Field(
         "hf", description="hf: transformers, batched; vllm: offline vLLM (optional package)"
@@ -39,6 +79,16 @@ class GenerationSpec(Strict):
         False,
         description="torch.compile the decoding step with CUDA graphs (hf); vllm: false = enforce_eager",
     )
+    stop: list[str] = Field(
+        default_factory=list,
+        description="stop strings: an answer ends where its text first contains one (cut before "
+        "it, finish_reason stop)",
+    )
+    benchmarks: dict[Name, BenchmarkGeneration] = Field(
+        default_factory=dict,
+        description="per-benchmark settings: max_new_tokens, stop, n_samples, temperature, "
+        "top_p, prompt, few_shot, e.g. aime24: {n_samples: 16, temperature: 0.6}",
+    )
 
     @model_validator(mode="after")
     def _greedy(self) -> GenerationSpec:
@@ -46,7 +96,45 @@ class GenerationSpec(Strict):
             raise ValueError("n_samples > 1 needs temperature > 0 (greedy samples are identical)")
         if self.backend == "vllm" and self.attn_implementation != "auto":
             raise ValueError("attn_implementation applies to backend hf only (vLLM picks its own)")
+        if any(not s for s in self.stop):
+            raise ValueError("stop: an empty stop string would stop every answer at once")
+        for name, override in self.benchmarks.items():
+            if override.stop is not None and any(not s for s in override.stop):
+                raise ValueError(f"benchmarks.{name}.stop: an empty stop string")
+            if override.prompt is None and override.few_shot is not None:
+                raise ValueError(
+                    f"benchmarks.{name}.few_shot needs a prompt template with {{examples}} "
+                    f"(benchmarks.{name}.prompt)"
+                )
+            effective = self.for_benchmark(name, check=False)
+            t, n = effective.temperature, effective.n_samples
+            if t == 0 and n > 1:
+                raise ValueError(
+                    f"benchmarks.{name}: n_samples {n} > 1 needs temperature > 0 (greedy "
+                    "samples are identical)"
+                )
         return self
+
+    def for_benchmark(self, name: str, *, check: bool = True) -> GenerationSpec:
+        """The effective settings of one benchmark (``benchmarks`` emptied): generation's own,
+        with the benchmark's sampling keys (not prompt / few_shot) in their place."""
+        override = self.benchmarks.get(name)
+        values = {k: getattr(self, k) for k in type(self).model_fields if k != "benchmarks"}
+        if override is not None:
+            values.update(override.overrides())
+        if not check:
+            return type(self).model_construct(**values, benchmarks={})
+        return type(self).model_validate(values)
+
+    def job_spec(self, name: str) -> dict[str, Any]:
+        """A generation job's spec for one benchmark: :meth:`for_benchmark` as plain values,
+        without ``benchmarks``, and without ``stop`` when empty (so a config that sets neither
+        has exactly the spec it had before these keys existed, and reruns nothing)."""
+        spec = self.for_benchmark(name).model_dump(mode="json", by_alias=True)
+        spec.pop("benchmarks")
+        if not spec["stop"]:
+            spec.pop("stop")
+        return spec
 
 
 class LikelihoodSpec(Strict):
@@ -107,8 +195,8 @@ class TablesSpec(Strict):
     )
     metrics: list[str] | Literal["auto"] = Field(
         "auto",
-        description="the metrics reported: accuracy, pass@k, maj@k (k up to "
-        "generation.n_samples), bpb (bits per byte of the reference solutions, from the "
+        description="the metrics reported: accuracy, pass@k, maj@k (k up to the largest "
+        "n_samples of any benchmark; a benchmark with fewer samples leaves the metric out), bpb (bits per byte of the reference solutions, from the "
         "likelihood rule); auto = accuracy, pass@n and maj@n with n > 1 samples, bpb when "
         "likelihood is enabled",
     )

@@ -128,14 +128,16 @@ class Config(Strict):
                 problems.append(
                     ("tables.metrics", "bpb needs the likelihood rule (likelihood.enabled: true)")
                 )
+            most = max(self.generation.for_benchmark(b).n_samples for b in self.benchmarks)
             for name in self.tables.metrics:
                 k = int(name.split("@")[1]) if "@" in name else 1
-                if k > self.generation.n_samples:
+                if k > most:  # the tables leave it out where a benchmark has fewer samples
                     problems.append(
                         (
                             "tables.metrics",
-                            f"{name} needs at least {k} samples per problem; "
-                            f"generation.n_samples is {self.generation.n_samples}",
+                            f"{name} needs at least {k} samples per problem; no benchmark has "
+                            f"that many (the most is {most}: generation.n_samples, "
+                            "generation.benchmarks.<name>.n_samples)",
                         )
                     )
         for name, spec in self.benchmarks.items():
@@ -157,6 +159,30 @@ class Config(Strict):
         problems.extend(self._volume_problems())
         problems.extend(self._text_problems())
         problems.extend(self._grading_problems())
+        problems.extend(self._evaluation_problems())
+        return problems
+
+    def _evaluation_problems(self) -> list[tuple[str, str]]:
+        """Per-benchmark generation settings name benchmarks and datasets; a chat student needs a
+        model with a chat template (a scratch student has none)."""
+        problems = []
+        for name, override in self.generation.benchmarks.items():
+            key = f"generation.benchmarks.{name}"
+            if name not in self.benchmarks:
+                problems.append((key, f"unknown benchmark {name!r}"))
+            if override.few_shot is not None and override.few_shot.from_ not in self.datasets:
+                problems.append(
+                    (f"{key}.few_shot.from", f"{override.few_shot.from_!r} is not a dataset")
+                )
+        for name, student in self.students.items():
+            if student.prompt_format == "chat" and student.init == "scratch":
+                problems.append(
+                    (
+                        f"students.{name}.prompt_format",
+                        "chat needs a model with a chat template; a scratch student's "
+                        "tokenizer has none (use plain, or init a Hub / local model)",
+                    )
+                )
         return problems
 
     def pool_bound(self, pool: str) -> tuple[int | None, str]:

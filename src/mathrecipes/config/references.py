@@ -18,7 +18,7 @@ from mathrecipes.config.teachers import OpenAITeacherSpec
 # The student name the tables give every reference (its recipe column is the reference's name).
 REFERENCE_STUDENT = "reference"
 # The generation settings a reference takes from the config's `generation` section.
-SAMPLING = ("n_samples", "temperature", "top_p", "max_new_tokens", "seed")
+SAMPLING = ("n_samples", "temperature", "top_p", "max_new_tokens", "seed", "stop")
 
 
 class ReferenceSpec(OpenAITeacherSpec):
@@ -54,7 +54,8 @@ def generation_for(cfg: Any, benchmark: str) -> dict[str, Any]:
 
     The one place references read the `generation` section: per-benchmark generation settings
     re-point this function and nothing else."""
-    return {key: getattr(cfg.generation, key) for key in SAMPLING}
+    spec = cfg.generation.for_benchmark(benchmark)
+    return {key: getattr(spec, key) for key in SAMPLING}
 
 
 def reference_job_spec(cfg: Any, name: str, benchmark: str) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def reference_job_spec(cfg: Any, name: str, benchmark: str) -> dict[str, Any]:
     def pick(own: Any, default: Any) -> Any:
         return default if own is None else own
 
-    return {
+    spec = {
         "backend": ref.backend,
         "model": ref.model,
         "prompt": ref.prompt,
@@ -77,6 +78,9 @@ def reference_job_spec(cfg: Any, name: str, benchmark: str) -> dict[str, Any]:
         "top_p": pick(ref.top_p, gen["top_p"]),
         "seed": pick(ref.seed, gen["seed"]),
     }
+    if gen["stop"]:  # only when set: a config without stop strings keeps its params
+        spec["stop"] = list(gen["stop"])
+    return spec
 
 
 def reference_problems(cfg: Any) -> list[tuple[str, str]]:

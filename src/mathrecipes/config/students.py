@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -134,6 +134,15 @@ class StudentSpec(Strict):
         "a Hugging Face model id, or a local model folder",
     )
     revision: str | None = Field(None, description="Hub branch, tag or commit of init")
+    prompt_format: Literal["plain", "chat"] = Field(
+        "plain",
+        description="how a problem is put to the student, in training and in evaluation alike: "
+        "plain = 'Problem: {problem}\\nSolution:'; chat = the tokenizer's chat template (a "
+        "Hub or local model that has one; not scratch), the problem as the user message",
+    )
+    system_prompt: str | None = Field(
+        None, description="chat only: a system message before the user message"
+    )
     model: ModelSpec = Field(default_factory=ModelSpec, description="scratch only: the model")
     tokenizer: TokenizerSpec = Field(
         default_factory=TokenizerSpec, description="scratch only: the tokenizer"
@@ -148,3 +157,16 @@ class StudentSpec(Strict):
         default_factory=Checkpointing,
         description="resumable training state (not a job parameter)",
     )
+
+    @model_validator(mode="after")
+    def _system_needs_chat(self) -> StudentSpec:
+        if self.system_prompt is not None and self.prompt_format != "chat":
+            raise ValueError("system_prompt needs prompt_format: chat")
+        return self
+
+    def prompt_settings(self) -> dict[str, Any]:
+        """The student's prompt format as a job parameter: empty for the default (plain, no
+        system prompt), so default configs keep the parameters they had."""
+        if self.prompt_format == "plain":
+            return {}
+        return {"format": self.prompt_format, "system": self.system_prompt}

@@ -14,7 +14,13 @@ Nothing here imports torch, transformers, vllm or pydantic at import time: the G
 run it on images that have only torch and transformers.
 """
 
-from mathrecipes.decoding.decoders import HFDecoder, RowSeededDecoder, VLLMDecoder, left_pad
+from mathrecipes.decoding.decoders import (
+    HFDecoder,
+    RowSeededDecoder,
+    VLLMDecoder,
+    cut_at_stop,
+    left_pad,
+)
 from mathrecipes.decoding.loaders import (
     load_model,
     load_student,
@@ -30,6 +36,7 @@ __all__ = [
     "RowSeededDecoder",
     "VLLMDecoder",
     "batch_seed",
+    "cut_at_stop",
     "left_pad",
     "load_model",
     "load_student",

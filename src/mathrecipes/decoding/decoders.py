@@ -66,9 +66,17 @@ class HFDecoder:
         top_p: float = 1.0,
         compile: bool = False,
         batch_size: int | None = None,
+        stop: Sequence[str] = (),
+        tokenizer: Any = None,
     ) -> None:
         import torch
 
+        if stop and tokenizer is None:
+            raise ValueError("stop strings need the tokenizer (to read the new text)")
+        self.stop = tuple(stop)
+        self.tokenizer = tokenizer
+        # the new tokens a stop string can span, and those since the last check
+        self._stop_window = max((4 * len(s) for s in self.stop), default=0) + CUDA_STOP_CHECK_EVERY
         self.model = model
         self.device = next(model.parameters()).device
         self.eos, self.pad = int(eos), int(pad)
@@ -154,9 +162,12 @@ class HFDecoder:
                 finished |= token == self.eos
                 if t + 1 == n_new:
                     break
-                if (t + 1) % self.stop_check_every == 0 and bool(finished[:n_rows].all()):
-                    steps = t + 1
-                    break
+                if (t + 1) % self.stop_check_every == 0:
+                    if self.stop:
+                        self._stop_rows(out, finished, t + 1, n_rows)
+                    if bool(finished[:n_rows].all()):
+                        steps = t + 1
+                        break
                 if self.compile:
                     torch.compiler.cudagraph_mark_step_begin()
                 logits = self._step(
@@ -168,6 +179,43 @@ class HFDecoder:
                 ).logits[:, -1]
                 position_ids = position_ids + 1
             return out[:n_rows, :steps].cpu().tolist()
+
+    def _stop_rows(self, out: Any, finished: Any, steps: int, n_rows: int) -> None:
+        """Mark finished the unfinished rows whose last new tokens' text holds a stop string
+        (the tail only: :attr:`_stop_window` tokens; the caller cuts the text there)."""
+        live = [r for r, done in enumerate(finished[:n_rows].tolist()) if not done]
+        if not live:
+            return
+        tail = out[live, max(0, steps - self._stop_window) : steps].tolist()
+        texts = self.tokenizer.batch_decode(
+            tail, skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
+        for r, text in zip(live, texts, strict=True):
+            if any(s in text for s in self.stop):
+                finished[r] = True
+
+
+def cut_at_stop(ids: Sequence[int], stop: Sequence[str], decode: Any) -> tuple[str, int] | None:
+    """``(text before the first stop string, tokens up to the one that completed it)`` of the
+    new tokens ``ids`` (``decode``: ids -> text), or None when the text holds no stop string.
+    The token count is found by bisection (the text of a longer prefix holds whatever a shorter
+    one holds)."""
+    text = decode(list(ids))
+    hits = [i for i in (text.find(s) for s in stop) if i >= 0]
+    if not hits:
+        return None
+
+    def holds(n: int) -> bool:
+        return any(s in decode(list(ids[:n])) for s in stop)
+
+    lo, hi = 1, len(ids)  # the smallest n with holds(n) lies in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return text[: min(hits)], lo
 
 
 class RowSeededDecoder(HFDecoder):
@@ -228,6 +276,7 @@ class VLLMDecoder:
         from vllm import SamplingParams
 
         sampling = self.g.temperature > 0
+        stop = getattr(self.g, "stop", None) or []
         params = [
             SamplingParams(
                 n=1,
@@ -236,7 +285,10 @@ class VLLMDecoder:
                 max_tokens=self.g.max_new_tokens,
                 seed=batch_seed(seed, row) if sampling else None,
                 stop_token_ids=[self.eos],
-                detokenize=False,
+                # stop strings are matched on the text: detokenize only when there are some
+                stop=list(stop) or None,
+                include_stop_str_in_output=False,
+                detokenize=bool(stop),
             )
             for row in range(len(seqs))
         ]
@@ -246,7 +298,8 @@ class VLLMDecoder:
         for output in outputs:
             completion = output.outputs[0]
             ids = list(completion.token_ids)
-            if completion.finish_reason == "stop" and self.eos not in ids:
+            on_string = isinstance(getattr(completion, "stop_reason", None), str)
+            if completion.finish_reason == "stop" and not on_string and self.eos not in ids:
                 ids.append(self.eos)  # stopped on eos without returning it
             new.append(ids)
         return new

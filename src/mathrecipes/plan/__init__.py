@@ -160,6 +160,7 @@ def _work(cfg: Config, sizes: Sizes, jobs: list[Job], entries: list[dict]) -> di
             section = "benchmarks" if "benchmark" in wc else "datasets"
             row = {**run, "benchmark": name, "probe": "probe" in wc,
                    "problems": sizes.rows(section, name or "").value}  # fmt: skip
+            gen = cfg.generation.for_benchmark(wc.get("benchmark", ""))
             if e["unit"] == GENERATED:
                 row.update(samples=gen.n_samples, max_new_tokens=gen.max_new_tokens,
                            generated_tokens=e["units"], note=e["units_note"])  # fmt: skip
@@ -297,8 +298,9 @@ def build_plan(
     for name in sorted(cfg.benchmarks):
         pilot = pilot_parts(earlier, name, cfg.tables.baseline, set(cfg.students))
         n = sizes.problems(name)
-        power_rows.append(benchmark_power(name, n.value, cfg.generation.n_samples, len(cfg.seeds),
-                                          cfg.generation.temperature, pilot, n.note))  # fmt: skip
+        gen = cfg.generation.for_benchmark(name)
+        power_rows.append(benchmark_power(name, n.value, gen.n_samples, len(cfg.seeds),
+                                          gen.temperature, pilot, n.note))  # fmt: skip
     if not any(r["variance"]["source"] == "pilot" for r in power_rows):
         notes.append(
             "power: no usable pilot grades in the earlier run (the baseline and another "

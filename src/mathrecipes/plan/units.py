@@ -248,9 +248,10 @@ def job_units(cfg: Config, sizes: Sizes, job: Job) -> Units:
         if tr.max_steps is None:
             return Units(TRAIN, None, "epochs: the training set's size is known after selection")
         return Units(TRAIN, tr.max_steps * tr.tokens_per_step)
-    samples = cfg.generation.n_samples
+    gen = cfg.generation.for_benchmark(wc.get("benchmark", ""))  # a probe: generation's own
+    samples = gen.n_samples
     for rules, kind, factor in (
-        (GENERATION_RULES, GENERATED, samples * cfg.generation.max_new_tokens),
+        (GENERATION_RULES, GENERATED, samples * gen.max_new_tokens),
         (GRADING_RULES, ITEMS, samples),
         (LIKELIHOOD_RULES, REFERENCES, 1),
     ):

@@ -8,7 +8,10 @@ ids with :func:`bos_ids` and :func:`encode_texts`.
 An example is ``[bos] + tok(format_prompt(problem)) + tok(format_target(record)) + [eos]``; the
 prompt and the target are tokenized separately (never across their boundary), special tokens are
 added by hand (``add_special_tokens=False``), and ``bos`` is left out only for a tokenizer that
-has none (some Hugging Face models). The loss is on the target and ``eos`` only.
+has none (some Hugging Face models). The loss is on the target and ``eos`` only. A chat student
+(:class:`~mathrecipes.prompting.PromptFormat` ``chat``) has ``tok(chat prompt) + tok(chat target)``
+instead, with no bos added (the template writes its own) and eos only when the template's end of
+turn does not hold it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mathrecipes.prompting import format_prompt, format_target
+from mathrecipes.prompting import PLAIN, PromptFormat, format_prompt, format_target
 
 IGNORE_INDEX = -100
 
@@ -48,14 +51,29 @@ def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
-def encode_prompts(tokenizer: Any, problems: Sequence[str]) -> list[list[int]]:
-    """``[bos] + tok(format_prompt(problem))`` for each problem: the generation input."""
-    bos = bos_ids(tokenizer)
-    return [bos + ids for ids in encode_texts(tokenizer, [format_prompt(p) for p in problems])]
+def prompt_texts(tokenizer: Any, problems: Sequence[str], fmt: PromptFormat = PLAIN) -> list[str]:
+    """The prompt text of each problem in the student's format ``fmt``."""
+    return [fmt.prompt(tokenizer, p) for p in problems]
 
 
-def encode_prompt(tokenizer: Any, problem: str) -> list[int]:
-    return encode_prompts(tokenizer, [problem])[0]
+def encode_prompts(
+    tokenizer: Any, problems: Sequence[str], fmt: PromptFormat = PLAIN
+) -> list[list[int]]:
+    """``[bos] + tok(format_prompt(problem))`` for each problem (plain), ``tok(chat prompt)``
+    (chat): the generation input, and the no-loss part of a training example."""
+    bos = bos_ids(tokenizer) if fmt.add_bos() else []
+    return [bos + ids for ids in encode_texts(tokenizer, prompt_texts(tokenizer, problems, fmt))]
+
+
+def encode_prompt(tokenizer: Any, problem: str, fmt: PromptFormat = PLAIN) -> list[int]:
+    return encode_prompts(tokenizer, [problem], fmt)[0]
+
+
+def target_texts(
+    tokenizer: Any, records: Sequence[Mapping[str, Any]], fmt: PromptFormat = PLAIN
+) -> list[str]:
+    """The target text of each record in the student's format ``fmt``."""
+    return [fmt.target(tokenizer, r) for r in records]
 
 
 def example_texts(record: Mapping[str, str]) -> tuple[str, str]:
@@ -84,17 +102,21 @@ class Examples:
 
 
 def encode_examples(
-    tokenizer: Any, records: Sequence[Mapping[str, str]], max_length: int
+    tokenizer: Any,
+    records: Sequence[Mapping[str, str]],
+    max_length: int,
+    fmt: PromptFormat = PLAIN,
 ) -> Examples:
     """Tokenize training records into examples truncated to ``max_length`` tokens."""
-    prompts = encode_prompts(tokenizer, [r["problem"] for r in records])
-    targets = encode_texts(tokenizer, [format_target(r) for r in records])
-    eos = [eos_id(tokenizer)]
+    prompts = encode_prompts(tokenizer, [r["problem"] for r in records], fmt)
+    targets = encode_texts(tokenizer, target_texts(tokenizer, records, fmt))
+    eos_token = eos_id(tokenizer)
     out = Examples()
     for prompt, target in zip(prompts, targets, strict=True):
+        eos = [eos_token] if fmt.add_eos(target, eos_token) else []
         ids = prompt + target + eos
         out.total_tokens += len(ids)
-        out.target_tokens += len(target) + 1
+        out.target_tokens += len(target) + len(eos)
         if len(ids) > max_length:
             out.truncated += 1
             ids = ids[:max_length]

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from mathrecipes.prompting import PromptFormat
 from mathrecipes.training.data import (
     IGNORE_INDEX,
     Examples,
@@ -314,7 +315,9 @@ def train_student(
             model = load_pretrained_model(s.init, tokenizer, s.revision, attn)
         params_before = count_params(model)
 
-        examples = encode_examples(tokenizer, records, tr.max_length)
+        fmt = PromptFormat.of(s.prompt_settings(), template=None)
+        fmt.check_tokenizer(tokenizer, repr(s.init), key="the student's prompt_format")
+        examples = encode_examples(tokenizer, records, tr.max_length, fmt)
         if not len(examples):
             raise ValueError(
                 f"{train_path}: no example keeps a target token within max_length "
