@@ -5,7 +5,7 @@ from mathrecipes.teachers.operational import from_resources
 
 runlog.start(snakemake.log[0])
 settings = from_resources(snakemake.resources, "reference")
-with Manifest("reference", inputs=[snakemake.input.benchmark, *snakemake.input[1:]], params=snakemake.params.spec) as m:
+with Manifest("reference", inputs=list(snakemake.input), params=snakemake.params.spec) as m:
     summary = answer_benchmark(
         snakemake.wildcards.reference,
         snakemake.input.benchmark,

@@ -51,6 +51,34 @@ def test_a_reference_samples_as_generation_does_unless_it_says_otherwise():
     assert not {"base_url", "api_key_env", "concurrency", "cache_dir"} & set(spec)
 
 
+def test_a_reference_answers_with_the_benchmarks_own_sampling_template_and_stop(tmp_path):
+    from mathrecipes.served import build_backend, requests_for
+
+    raw = tiny(gpt=served())
+    raw["generation"]["benchmarks"] = {
+        "id_test": {"n_samples": 3, "temperature": 0.6, "stop": ["\n\nProblem:"]}
+    }
+    cfg = load_config(raw)
+    spec = reference_job_spec(cfg, "gpt", "id_test")
+    assert (spec["n_samples"], spec["temperature"], spec["stop"]) == (3, 0.6, ["\n\nProblem:"])
+    assert "stop" not in reference_job_spec(cfg, "gpt", "ood_test")  # params kept when unset
+    template = tmp_path / "boxed.txt"
+    template.write_text("Q: {problem}\nPut the answer in \\boxed{}.\n")
+    spec["benchmark_prompt"] = {"template": {"path": "boxed.txt", "sha256": "x"}}
+    records = [{"id": "p/0", "problem": " What is 2 + 2? "}]
+    backend = build_backend("gpt", spec, {"base_url": "http://127.0.0.1:9/v1"}, tmp_path)
+    reqs = requests_for(backend, records, spec, prompt_file=str(template))
+    assert [r.key for r in reqs] == ["p/0#0", "p/0#1", "p/0#2"]
+    assert {r.messages[-1][1] for r in reqs} == {"Q: What is 2 + 2?\nPut the answer in \\boxed{}."}
+    assert {r.stop for r in reqs} == {("\n\nProblem:",)} and len({r.seed for r in reqs}) == 3
+    # without a template: the students' plain prompt, word for word
+    from mathrecipes.prompting import format_prompt
+
+    spec.pop("benchmark_prompt")
+    (plain_req, *_) = requests_for(backend, records, spec)
+    assert plain_req.messages[-1][1] == format_prompt(records[0]["problem"])
+
+
 def test_reference_config_errors_name_the_key():
     assert "config key 'references.gpt.base_url': required key is missing" in problems(
         tiny(gpt={"model": "m"})
