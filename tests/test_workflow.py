@@ -472,11 +472,13 @@ def test_paper_config_dry_runs_offline(tmp_path, pkg_env):
     # 10 datasets (one of raw text), 10 benchmarks, 7 synthesis entries (distill 16 + 16,
     # structure 4, rephrase 16, weakness 8, rewrite 16, extract 16 shards; their teacher servers
     # are not needed to plan), 11 recipes, 1 student x 3 seeds, 11 x 3 x 10 evaluations; the
-    # weakness entry's probe: the baseline student (seed 0) answers and is graded once
+    # weakness entry's probe: the baseline student (seed 0) answers and is graded once; the
+    # served reference answers each benchmark once (its server is not needed to plan)
     assert rules == {
         "ingest_dataset": 10, "build_benchmark": 10, "synthesize_shard": 92, "select_recipe": 11,
         "train_student": 33, "generate_answers": 330, "score_likelihood": 330,
-        "grade_generations": 330, "make_tables": 1,
+        "grade_generations": 330, "generate_reference": 10, "grade_reference": 10,
+        "make_tables": 1,
         "probe_answers": 1, "probe_grades": 1, "weakness_seeds": 1, "all": 1,
     }  # fmt: skip
     # every one of the ten benchmarks is built, answered and graded (docs/benchmarks.md)
@@ -484,6 +486,6 @@ def test_paper_config_dry_runs_offline(tmp_path, pkg_env):
         "math500", "gsm8k", "aime24", "aime25", "amc23", "minerva", "olympiadbench", "svamp",
         "asdiv", "college_math",
     }  # fmt: skip
-    for rule in ("build_benchmark", "generate_answers", "grade_generations"):
+    for rule in ("build_benchmark", "generate_answers", "grade_generations", "generate_reference"):
         planned = {dict(wc)["benchmark"] for r, wc in jobs if r == rule}
         assert planned == ten, rule
