@@ -69,14 +69,15 @@ OLYMPIAD_XFAIL = {
     ),
 }
 # Pairs labelled "not equal" on which the grader times out (no claim of equality): the power
-# tower 10^{10^{10^{10}}} hangs sympy, the hard timeout ends it.
+# tower 10^{10^{10^{10}}} hangs sympy, the hard timeout ends it. The timeout is 10 s, not 2: on
+# a loaded machine a slow but finite comparison (rows 6.0, 12.0) ran past 2 s in CI.
 OLYMPIAD_TIMEOUT_OK = {"23.0"}
 
 
 @pytest.fixture(scope="module")
 def olympiad_rows():
     require(ga.OLYMPIAD_FILE.is_file(), f"the OlympiadBench examples {ga.OLYMPIAD_FILE}")
-    return {r["id"]: r for r in ga.olympiad(workers=2, audit=False, timeout_s=2).rows}
+    return {r["id"]: r for r in ga.olympiad(workers=2, audit=False, timeout_s=10).rows}
 
 
 def _olympiad_params():
