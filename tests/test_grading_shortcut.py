@@ -20,12 +20,13 @@ from mathrecipes.grading.extraction import gold_answer
 from mathrecipes.grading.normalization import normalize
 from mathrecipes.grading.pool import Pool
 
-GOLDS = ["0", "-0", "016", "42", "-7", "123456789012"]
+GOLDS = ["0", "-0", "016", "42", "-7", "123456789012", "5,600", "-1,000,000"]
 ANSWERS = [
     *["0", "-0", "0.0", "-0.0", "0.001", "0.0005", "16", "16.0", "016.00", "15.999", "16.001"],
     *["15.9999999", "16.5", "15.5", "14.67", "42", "042", "42.0", "41.9999999", "42.000001"],
     *["41.5", "-7", "-7.0", "7", "7.0", "-6.999", "123456789012", "123456789012.0"],
-    *["123456789012.5", "123456789013", "123456789011.9999"],
+    *["123456789012.5", "123456789013", "123456789011.9999", "123,456,789,012"],
+    *["5,600", "5600", "5,601", "5600.0", "5599.5", "-1,000,000", "-1000000", "1,000,000"],
 ]
 POLICIES = [
     {},
@@ -55,7 +56,7 @@ def test_shortcut_agrees_with_the_worker(policy):
         assert gold_ok and shortcut.gold_ok(gold)
         assert got == (verdict, how), (policy, gold, answer)
     # Every integer pair is decided, and most decimals unless a tolerance is set.
-    integers = sum(a.lstrip("-").isdigit() for a in ANSWERS)
+    integers = sum(a.replace(",", "").lstrip("-").isdigit() for a in ANSWERS)
     tolerance = policy.get("rel_tol") is not None or policy.get("abs_tol") is not None
     assert decided >= len(GOLDS) * (integers if tolerance else len(ANSWERS) // 2)
 
@@ -66,9 +67,11 @@ def test_shortcut_declines_what_it_cannot_know():
         ("16", "15.9999999"),  # close to the gold: rounding decides
         ("\\frac{1}{2}", "0.5"),
         ("0.5", "0.5"),  # a decimal gold
-        ("1,000", "1000"),
+        ("16", "1,22"),  # a decimal comma
+        ("1,000", "1,000.5"),
+        ("16", "1,6000"),
+        ("1,0000", "10000"),
         ("16", "16\\%"),
-        ("16", "1,600"),
         ("16", "\u0661\u0666"),  # non-ASCII digits
         ("1234567890123", "1234567890123"),  # more than MAX_DIGITS
         ("5", "5^{5^{5^{5}}}"),
