@@ -148,7 +148,9 @@ def test_one_sample_per_problem_runs_no_comparison(tmp_path, pools_started):
         "d": [("gold_unparseable", None)],
     }
     assert counts["comparisons"] == counts["fallbacks"] == counts["timeouts"] == 0
-    assert pools_started == [2]  # grading's own: grouping starts no worker
+    # grading's own, one worker for the one item the parent cannot decide (the gold \frac{);
+    # grouping starts no worker
+    assert pools_started == [1]
 
 
 def test_correct_samples_need_no_comparison_and_bad_golds_no_votes(tmp_path):

@@ -133,3 +133,26 @@ def test_verdicts_unchanged_on_real_outputs(shared_data):
         got = [(v.key, v.verdict, v.rule, v.extracted) for v in fast]
         want = [(v.key, v.verdict, v.rule, v.extracted) for v in slow]
         assert got == want, name
+
+
+def test_no_worker_starts_when_the_parent_decides_everything(monkeypatch):
+    from mathrecipes.grading import pool as pool_module
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool was started")
+
+    monkeypatch.setattr(pool_module.Pool, "__init__", no_pool)
+    items = [
+        GradeItem("int", "18", "So she makes $\\boxed{18}$ dollars."),
+        GradeItem("decimal", "3", "#### 3.0"),
+        GradeItem("wrong", "1,600", "The answer is 1,500."),
+        GradeItem("none", "7", "no anchored answer here"),
+    ]
+    got = [(v.verdict, v.rule) for v in grade_items(items, GradeSettings())]
+    assert got == [
+        ("correct", "boxed"),
+        ("correct", "gsm8k"),
+        ("incorrect", "answer_is"),
+        ("no_answer", "none"),
+    ]
+    assert all(v.seconds > 0 for v in grade_items(items[:1], GradeSettings()))
