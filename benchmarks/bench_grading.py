@@ -199,8 +199,8 @@ def load_set(name: str, n: int) -> tuple[list[GradeItem], GradeSettings, str]:
             GradeSettings(answer_regex=GSM8K_ANSWER_REGEX),
             (f"{how} real GSM8K outputs (ToRA-70B, ToRA-Code-34B, GPT-3 solutions in turn)"),
         )
-    items, how = take(load_items(-(-n // 2)), n)
-    return items, GradeSettings(), f"{how} MATH test golds x (self, perturbed)"
+    items, _ = take(load_items(-(-n // 2)), n)
+    return items, GradeSettings(), f"{-(-n // 2)} MATH test golds x (self, perturbed), {n} items"
 
 
 def plain_setup_seconds() -> float:
