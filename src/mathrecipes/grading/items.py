@@ -51,9 +51,9 @@ class Verdict:
 
 
 _SPECIAL_HOWS = ("gold_timeout", "worker_crash")
-# Items still to grade per worker started: a small file gets one worker, not a pool whose
-# start-up (about a second each, on the same cores) would cost more than its items.
-_ITEMS_PER_WORKER = 200
+# Items left to workers per worker started: a few items get one worker, not a pool whose
+# start-up (about a second of CPU each, on the same cores) would cost more than they do.
+_ITEMS_PER_WORKER = 16
 
 
 def grade_items(
