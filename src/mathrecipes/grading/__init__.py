@@ -82,8 +82,7 @@ Verdicts are deterministic (only ``seconds`` and, for items near the limit, the 
 verdict depend on the machine); results never depend on how items were scheduled, nor on
 whether the parent decided an item (:mod:`~mathrecipes.grading.shortcut`: plain numbers against
 an integer gold, the same verdict and rule a worker gives) or a worker graded it.  Workers are
-started only for the items the parent cannot decide, one per 16 of them up to
-``GradeSettings.workers``.
+started only for the items the parent cannot decide (none when it decides them all).
 """
 
 from __future__ import annotations

@@ -51,9 +51,6 @@ class Verdict:
 
 
 _SPECIAL_HOWS = ("gold_timeout", "worker_crash")
-# Items left to workers per worker started: a few items get one worker, not a pool whose
-# start-up (about a second of CPU each, on the same cores) would cost more than they do.
-_ITEMS_PER_WORKER = 16
 
 
 def grade_items(
@@ -81,8 +78,7 @@ def grade_items(
     Pairs whose result is known without Math-Verify (an integer gold against an integer or a
     decimal, :mod:`~mathrecipes.grading.shortcut`) are decided here, with the same verdict and
     rule a worker gives; ``shortcuts=False`` sends them to workers too.  Workers are started only
-    for what is left: none when nothing is, one per :data:`_ITEMS_PER_WORKER` items up to
-    ``settings.workers``.
+    for what is left: none when nothing is, else one per item up to ``settings.workers``.
     """
     n = len(items)
     multi = {g: is_multi_valued(g) for g in {it.gold for it in items}}
@@ -211,10 +207,14 @@ def grade_items(
     try:
         if queue:
             with contextlib.ExitStack() as stack:
+                left = sum(want_ours for _, want_ours, _ in queue) or len(queue)
+                # as many workers as items, up to settings.workers: one item that hangs must
+                # not hold up the others for its whole time limit
+                size = min(settings.workers, left)
                 if pool is None:
-                    left = sum(want_ours for _, want_ours, _ in queue) or len(queue)
-                    size = min(settings.workers, -(-left // _ITEMS_PER_WORKER))
-                    pool = stack.enter_context(Pool(settings, size))
+                    pool = stack.enter_context(Pool(settings, size, settings.workers))
+                else:
+                    pool.ensure(size)
                 pool.run(
                     queue, prepare, on_ours, on_plain, gold_known_ok, lambda t: items[t[0]].gold
                 )
