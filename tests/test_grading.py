@@ -444,7 +444,8 @@ def test_keyboard_interrupt_stops_all_workers(monkeypatch):
 def test_worker_that_cannot_start_is_an_error(monkeypatch):
     monkeypatch.setattr(pool_module, "BOOTSTRAP", "import sys; sys.exit(3)")
     with pytest.raises(RuntimeError, match="code 3 during start-up"):
-        grade_items([GradeItem("a", "1", "\\boxed{1}")], GradeSettings(workers=2))
+        # (an integer gold against an integer answer would be decided without a worker)
+        grade_items([GradeItem("a", "\\frac{1}{2}", "\\boxed{0.5}")], GradeSettings(workers=2))
     assert _grading_children() == []
 
 

@@ -64,6 +64,8 @@ Modules (each imports only those above it)
   :mod:`mathrecipes.latex`);
 * :mod:`~mathrecipes.grading.normalization`: answer normalization and shape rules,
   :func:`string_match`;
+* :mod:`~mathrecipes.grading.shortcut`: the pairs whose worker result is known in advance (an
+  integer gold against an integer or a decimal), decided in the parent;
 * :mod:`~mathrecipes.grading.engine`: Math-Verify in a worker, its hooks, the worker's entry point;
 * :mod:`~mathrecipes.grading.pool`: the worker processes and their deadlines;
 * :mod:`~mathrecipes.grading.items`: :func:`grade_items`, :func:`summarize`;
@@ -77,7 +79,10 @@ config imports) loads neither the pool nor the engine. Math-Verify itself is imp
 workers.
 
 Verdicts are deterministic (only ``seconds`` and, for items near the limit, the ``timeout``
-verdict depend on the machine); results never depend on how items were scheduled.
+verdict depend on the machine); results never depend on how items were scheduled, nor on
+whether the parent decided an item (:mod:`~mathrecipes.grading.shortcut`: plain numbers against
+an integer gold, the same verdict and rule a worker gives) or a worker graded it.  Workers are
+started only for the items the parent cannot decide (none when it decides them all).
 """
 
 from __future__ import annotations

@@ -21,13 +21,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import math
 import os
 import re
 import signal
+import types
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mathrecipes.grading.extraction import gold_answer
 from mathrecipes.grading.normalization import (
@@ -42,7 +44,9 @@ from mathrecipes.grading.normalization import (
     single_number,
     text_form,
 )
-from mathrecipes.grading.settings import GradeSettings
+
+if TYPE_CHECKING:  # workers do not import pydantic (a tenth of their start-up)
+    from mathrecipes.grading.settings import GradeSettings
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _PLAIN_INTEGER = re.compile(r"-?\d+")
@@ -456,7 +460,9 @@ def worker_main(read_fd: int, write_fd: int, settings_json: str) -> None:
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # backstop: terminate the process
     inbox = Connection(read_fd, writable=False)
     outbox = Connection(write_fd, readable=False)
-    settings = GradeSettings.model_validate_json(settings_json)
+    # The parent validated the settings (GradeSettings.model_dump_json): read the fields as they
+    # are rather than import pydantic here.
+    settings: Any = types.SimpleNamespace(**json.loads(settings_json))
     engine = Engine(settings)
     # Warm up lazily built regexes and the LaTeX parser so the first item is not charged for
     # it, then forget the warm-up results (the gold cache must only hold reported golds).

@@ -193,7 +193,8 @@ def grade_file(
     with contextlib.ExitStack() as stack:
         pool = None
         if len(set(pids)) < len(pids):  # several samples of a problem: groups may compare
-            pool = stack.enter_context(Pool(settings, min(settings.workers, len(items))))
+            # shared by grading and grouping; workers start when one of them needs them
+            pool = stack.enter_context(Pool(settings, 0, min(settings.workers, len(items))))
         verdicts = grade_items(items, settings, progress=progress, audit=audit, pool=pool)
         groups, group_counts = answer_groups(
             pids, verdicts, settings, pool=pool, max_representatives=max_representatives

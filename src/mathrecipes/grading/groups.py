@@ -243,6 +243,8 @@ def _compare_all(problems: dict[str, _Problem], settings: GradeSettings, pool: P
             from mathrecipes.grading.pool import Pool
 
             pool = stack.enter_context(Pool(settings, min(settings.workers, len(queue))))
+        else:
+            pool.ensure(min(settings.workers, len(queue)))
         pool.run(queue, prepare, on_ours, on_plain, lambda gold: False, lambda t: pairs[t[0]][0])
     if waiting:  # pragma: no cover - defensive
         raise RuntimeError(f"answer grouping lost {len(waiting)} comparison(s)")

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mathrecipes.grading.extraction import extract_answer
-from mathrecipes.grading.normalization import is_multi_valued, string_match
+from mathrecipes.grading import shortcut
+from mathrecipes.grading.extraction import extract_answer, gold_answer
+from mathrecipes.grading.normalization import is_multi_valued, normalize, string_match
 from mathrecipes.grading.pool import Pool, Task
 from mathrecipes.grading.settings import GradeSettings
 
@@ -58,6 +60,7 @@ def grade_items(
     *,
     audit: bool = False,
     pool: Pool | None = None,
+    shortcuts: bool = True,
 ) -> list[Verdict]:
     """Grade items with a pool of ``settings.workers`` processes; results in input order.
 
@@ -71,6 +74,11 @@ def grade_items(
     ``progress=True`` shows a tqdm bar on stderr.  ``pool``: run in this
     :class:`~mathrecipes.grading.pool.Pool` (made with ``settings``, left open for the caller's
     next run) instead of one started and closed here.
+
+    Pairs whose result is known without Math-Verify (an integer gold against an integer or a
+    decimal, :mod:`~mathrecipes.grading.shortcut`) are decided here, with the same verdict and
+    rule a worker gives; ``shortcuts=False`` sends them to workers too.  Workers are started only
+    for what is left: none when nothing is, else one per item up to ``settings.workers``.
     """
     n = len(items)
     multi = {g: is_multi_valued(g) for g in {it.gold for it in items}}
@@ -167,15 +175,46 @@ def grade_items(
     def gold_known_ok(gold: str) -> bool:
         return gold_state.get(gold, (False, None))[0]
 
+    if shortcuts:
+        gold_texts: dict[str, str] = {}
+        for i, it in enumerate(items):
+            t0 = time.perf_counter()
+            gold_text = gold_texts.get(it.gold)
+            if gold_text is None:
+                gold_text = gold_texts[it.gold] = normalize(
+                    gold_answer(it.gold), settings.strip_units
+                )
+                if shortcut.gold_ok(gold_text):
+                    gold_state[it.gold] = (True, None)
+            answer = extracted[i][0]
+            if answer is None or settle_ours(i):
+                continue
+            decided = shortcut.decide(gold_text, normalize(answer, settings.strip_units), settings)
+            if decided is not None:
+                memo[it.gold, answer] = decided
+                finish(i, *decided, time.perf_counter() - t0)
+
     # Answered items first: their results reveal which golds parse, which then settles most
     # no-answer items without a round trip.
-    queue: deque[Task] = deque((i, True, audit) for i in range(n) if extracted[i][0] is not None)
-    queue.extend((i, True, audit) for i in range(n) if extracted[i][0] is None)
+    order = [i for i in range(n) if extracted[i][0] is not None]
+    order += [i for i in range(n) if extracted[i][0] is None]
+    queue: deque[Task] = deque()
+    for i in order:
+        if results[i] is None and not settle_ours(i):
+            queue.append((i, True, audit))
+        elif audit:
+            queue.append((i, False, True))
     try:
         if queue:
             with contextlib.ExitStack() as stack:
+                left = sum(want_ours for _, want_ours, _ in queue) or len(queue)
+                # as many workers as items, up to settings.workers: one item that hangs must
+                # not hold up the others for its whole time limit
+                size = min(settings.workers, left)
                 if pool is None:
-                    pool = stack.enter_context(Pool(settings, min(settings.workers, len(queue))))
+                    pool = stack.enter_context(Pool(settings, size, settings.workers))
+                else:
+                    pool.ensure(size)
                 pool.run(
                     queue, prepare, on_ours, on_plain, gold_known_ok, lambda t: items[t[0]].gold
                 )

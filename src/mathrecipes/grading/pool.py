@@ -121,12 +121,18 @@ _OnPlain = Callable[[int, str, str | None, float], None]
 class Pool:
     """N worker processes with a few items queued in each; exact per-item deadlines.
 
+    N may be 0: workers then start at :meth:`ensure` (at most ``max_workers``) or at the first
+    :meth:`run`.
+
     A worker past its deadline, or one that died, is stopped (killed and reaped) and replaced
     in ``workers``; the pool lives on until :meth:`close` (or the end of a ``with`` block) and
     can :meth:`run` several queues."""
 
-    def __init__(self, settings: GradeSettings, n_workers: int) -> None:
+    def __init__(
+        self, settings: GradeSettings, n_workers: int, max_workers: int | None = None
+    ) -> None:
         self.settings = settings
+        self.max_workers = max(1, n_workers, max_workers or 0)
         self.workers: list[Worker] = []
         try:
             for _ in range(n_workers):
@@ -134,6 +140,11 @@ class Pool:
         except BaseException:
             self.close()
             raise
+
+    def ensure(self, n_workers: int) -> None:
+        """Start workers until there are ``n_workers`` (at most ``max_workers``)."""
+        while len(self.workers) < min(n_workers, self.max_workers):
+            self.workers.append(Worker(self.settings))
 
     def __enter__(self) -> Pool:
         return self
@@ -173,6 +184,8 @@ class Pool:
         once.
         """
         timeout_s = self.settings.timeout_s
+        if queue:
+            self.ensure(1)  # a pool made with no workers starts one now
         self._queue = queue
         self._on_ours, self._on_plain, self._gold_known_ok = on_ours, on_plain, gold_known_ok
         while True:
