@@ -180,7 +180,12 @@ def test_a_malformed_row_names_its_file_and_line(tmp_path):
     ]
     path.write_text('{"id": "ok", "text": "Fine."}\n{"id": "cut", "text": "unterminated\n')
     with pytest.raises(ValueError, match=rf"{path} line 2: malformed JSON"):
-        run_ingest(tmp_path, spec(path, on_bad_row="quarantine"))
+        run_ingest(tmp_path, spec(path, on_bad_row="fail"))
+    # under quarantine the malformed line is quarantined with its line, the rest is kept
+    _, rows, bad = run_ingest(tmp_path, spec(path, on_bad_row="quarantine"))
+    assert [r["id"] for r in rows] == ["notes/ok"]
+    assert [b["where"] for b in bad] == [f"{path} line 2"]
+    assert "malformed JSON" in bad[0]["reason"]
     # a .md file is raw text: read with format text only
     with pytest.raises(ValueError, match=r"fractions.md: a .md file is one raw text document"):
         run_ingest(tmp_path, {**spec(TEXTBOOK / "fractions.md"), "format": "canonical"})
