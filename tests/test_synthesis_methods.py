@@ -483,7 +483,7 @@ def test_a_changed_or_unusable_prompt_fails_the_job(chain_dir, tmp_path):
 # ------------------------------------------------------------------ the rerun rule
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # real synthesis runs before and after the edit: 1-3 minutes
 def test_prompt_edit_reruns_only_the_entries_that_use_it(tmp_path, chain_dir):
     work = tmp_path / "work"
     (work / "prompts").mkdir(parents=True)
