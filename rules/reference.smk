@@ -59,4 +59,4 @@ rule grade_reference:
         spec=grading_spec,
         code=fingerprint("grade"),
     script:
-        "../scripts/grade_reference.py"
+        "../scripts/grade_generations.py"

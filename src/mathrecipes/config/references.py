@@ -29,9 +29,9 @@ class ReferenceSpec(OpenAITeacherSpec):
     backend: Literal["openai"] = Field("openai", description="the kind of server (openai only)")
     prompt: Literal["chat", "completion"] = Field(
         "chat",
-        description="chat: one user message holding the students' prompt (`Problem: ...\\n"
-        "Solution:`), sent to /chat/completions; completion: that prompt as plain text to "
-        "/completions (a base model)",
+        description="chat: one user message holding the benchmark's prompt (the students' "
+        "`Problem: ...\\nSolution:`, or generation.benchmarks.<name>.prompt), sent to "
+        "/chat/completions; completion: that prompt as plain text to /completions (a base model)",
     )
     max_tokens: int | None = Field(
         None, ge=1, description="most tokens of an answer (default: generation.max_new_tokens)"
