@@ -1,4 +1,4 @@
-"""Near-duplicate removal with MinHash LSH (datasketch), and the row filters of a recipe.
+"""Near-duplicate removal with MinHash LSH, and the row filters of a recipe.
 
 Near duplicates: every row's text (its ``problem`` by default) is normalized
 (:func:`mathrecipes.textnorm.normalize`), cut into word ``ngram`` shingles (a text shorter than
@@ -6,6 +6,23 @@ that is one shingle) and summarized by a MinHash of ``num_perm`` permutations wi
 Rows are visited in id order; a row whose estimated Jaccard similarity to an earlier kept row
 reaches ``threshold`` (candidates from LSH, then checked on the signatures) is a near duplicate
 of the earliest such row and is removed. The result depends only on the rows, not their order.
+
+Two implementations of that rule:
+
+* :func:`near_duplicates` (rows as mappings; datasketch's MinHash and LSH): the synthesis
+  methods' near dedup inside a shard (a few thousand rows);
+* :func:`near_duplicates_of` (a recipe's pool, up to millions of rows; vectorised): the shingles
+  are hashed by :func:`mathrecipes.textnorm.gram_hashes`, the signatures computed by ``rensa``
+  (a Rust MinHash), and the LSH is datasketch's own banding (``b`` bands of ``r`` rows, chosen
+  by datasketch for the threshold and num_perm) done in numpy. Only the signature values differ
+  from datasketch's (another hash of the shingles and other permutations): given the same
+  signatures both give the same removals (tests/test_neardup.py checks it), and with their own
+  signatures they differ only on pairs whose estimated Jaccard falls on the other side of the
+  threshold, or whose LSH collision happens in one draw and not the other (near the threshold
+  the estimate's standard error is about ``sqrt(J(1-J)/num_perm)``, 0.035 at 0.8 and 128).
+  Two passes keep it cheap: a coarse LSH index (rensa's, with bands of ``r' <= (r+1)/2``
+  rows, so every datasketch band holds a whole coarse band) flags the rows that collide with
+  any other; only those rows' signatures are taken out to numpy for the exact banding.
 """
 
 from __future__ import annotations
@@ -16,9 +33,10 @@ from typing import Any
 
 from mathrecipes.config import RowFilters
 from mathrecipes.records import loads_meta
-from mathrecipes.textnorm import normalize
+from mathrecipes.textnorm import gram_hashes, normalize
 
 MINHASH_SEED = 1
+CHUNK_ROWS = 100_000  # rows hashed at once by near_duplicates_of (bounds the working memory)
 
 
 def shingles(text: str, ngram: int) -> list[bytes]:
@@ -49,16 +67,11 @@ def near_duplicates(
     ordered = sorted(rows, key=lambda r: r["id"])
     if not ordered:
         return [], []
+    lsh_bands(threshold, num_perm)  # the clear error for a threshold LSH cannot serve
     signatures = MinHash.bulk(
         [shingles(str(r[field]), ngram) for r in ordered], num_perm=num_perm, seed=MINHASH_SEED
     )
-    try:
-        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    except ValueError as exc:  # e.g. a threshold so strict that LSH gets fewer than 2 bands
-        raise ValueError(
-            f"near_dedup: threshold {threshold} with num_perm {num_perm} does not work for LSH "
-            f"({exc}); lower near_dedup.threshold or raise near_dedup.num_perm"
-        ) from None
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     kept: list[Mapping[str, Any]] = []
     kept_sig: dict[str, Any] = {}
     removed: list[NearDuplicate] = []
@@ -75,6 +88,123 @@ def near_duplicates(
         kept_sig[row["id"]] = sig
         kept.append(row)
     return kept, removed
+
+
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """datasketch's ``(b, r)`` for ``threshold`` and ``num_perm`` (equal weights on false
+    positives and negatives), with its error for a threshold LSH cannot serve."""
+    from datasketch import MinHashLSH
+
+    try:
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    except ValueError as exc:  # e.g. a threshold so strict that LSH gets fewer than 2 bands
+        raise ValueError(
+            f"near_dedup: threshold {threshold} with num_perm {num_perm} does not work for LSH "
+            f"({exc}); lower near_dedup.threshold or raise near_dedup.num_perm"
+        ) from None
+    return lsh.b, lsh.r
+
+
+def signatures(norms: Any, *, num_perm: int, ngram: int) -> Any:
+    """The rensa MinHash signatures (numpy uint32, rows x ``num_perm``) of normalized texts."""
+    import numpy as np
+    from rensa import RMinHash
+
+    hashes, offsets = gram_hashes(norms, ngram, empty_gram=True)
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(
+        hashes, offsets.astype(np.uint64), num_perm=num_perm, seed=MINHASH_SEED
+    )
+    return np.array(matrix.to_rows(), dtype=np.uint32).reshape(len(norms), num_perm)
+
+
+def near_duplicates_of(
+    ids: Sequence[str],
+    norms: Any,
+    *,
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    ngram: int = 5,
+    sigs: Any = None,
+) -> list[NearDuplicate]:
+    """The near duplicates among rows ``ids`` (distinct, sorted) with normalized texts ``norms``
+    (a polars Series, :func:`mathrecipes.textnorm.normalize_series`), in id order; the rule of
+    :func:`near_duplicates`, the implementation of the module docstring. ``sigs``: signatures to
+    use instead of rensa's (a rows x ``num_perm`` array; tests give datasketch's)."""
+    import numpy as np
+
+    b, r = lsh_bands(threshold, num_perm)
+    rows = len(ids)
+    if rows == 0:
+        return []
+    if sigs is None:
+        flagged = _flag_collisions(norms, b=b, r=r, num_perm=num_perm, ngram=ngram)
+        sub = signatures(norms.gather(flagged), num_perm=num_perm, ngram=ngram)
+    else:
+        flagged = np.arange(rows)
+        sub = np.asarray(sigs)
+    # datasketch's banding on the flagged rows: pairs (earlier, later) with an equal band
+    pairs: set[tuple[int, int]] = set()
+    for band in range(b):
+        keys = np.ascontiguousarray(sub[:, band * r : (band + 1) * r]).view(
+            np.dtype((np.void, 4 * r))
+        )[:, 0]
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        same = np.flatnonzero(sk[1:] == sk[:-1])
+        if not len(same):
+            continue
+        starts = same[np.r_[True, np.diff(same) > 1]]
+        for s in starts:
+            e = s + 1
+            while e + 1 < len(sk) and sk[e + 1] == sk[s]:
+                e += 1
+            group = sorted(order[s : e + 1].tolist())
+            pairs.update(
+                (group[x], group[y]) for x in range(len(group)) for y in range(x + 1, len(group))
+            )
+    if not pairs:
+        return []
+    lo, hi = np.array(sorted(pairs)).T
+    jac = np.count_nonzero(sub[lo] == sub[hi], axis=1) / num_perm
+    close: dict[int, list[tuple[int, float]]] = {}
+    for i, j, x in zip(lo.tolist(), hi.tolist(), jac.tolist(), strict=True):
+        if x >= threshold:
+            close.setdefault(j, []).append((i, x))
+    removed_at: set[int] = set()
+    out = []
+    for j in sorted(close):  # id order: a row is compared with the earlier rows still kept
+        kept = [(i, x) for i, x in close[j] if i not in removed_at]
+        if kept:
+            i, x = min(kept)
+            removed_at.add(j)
+            out.append(NearDuplicate(ids[flagged[j]], ids[flagged[i]], round(x, 4)))
+    return out
+
+
+def _flag_collisions(norms: Any, *, b: int, r: int, num_perm: int, ngram: int) -> Any:
+    """Indices of the rows whose signature shares a coarse band (rows ``r'``, a power of two
+    dividing ``num_perm``, at most ``(r + 1) / 2``) with another row's: a superset of the rows
+    with an equal datasketch band (``r`` rows from ``k * r``), which always holds a whole
+    coarse band. rensa's LSH index, two passes over chunks of :data:`CHUNK_ROWS` rows."""
+    import numpy as np
+    from rensa import RMinHash, RMinHashLSH
+
+    fine = 1
+    while num_perm % (fine * 2) == 0 and fine * 2 <= (r + 1) // 2:
+        fine *= 2
+    index = RMinHashLSH(0.5, num_perm, num_perm // fine)
+    matrices = []
+    for start in range(0, len(norms), CHUNK_ROWS):
+        hashes, offsets = gram_hashes(
+            norms.slice(start, CHUNK_ROWS), ngram, empty_gram=True
+        )
+        m = RMinHash.digest_matrix_from_flat_token_hashes(
+            hashes, offsets.astype(np.uint64), num_perm=num_perm, seed=MINHASH_SEED
+        )
+        index.insert_matrix(m, start_key=start)
+        matrices.append(m)
+    flags = [np.asarray(index.query_duplicate_flags_matrix(m), dtype=bool) for m in matrices]
+    return np.flatnonzero(np.concatenate(flags))
 
 
 def filter_reason(row: Mapping[str, Any], filters: RowFilters | Mapping[str, Any]) -> str | None:
