@@ -15,14 +15,20 @@ item it matches, with the strongest kind:
 
 Every match is reported (training id, benchmark, benchmark id, kind, overlap, evidence) and a
 training row with any match is removed from the pool.
+
+A large pool is screened first (:meth:`BenchmarkIndex.candidates`, vectorised): a row can match
+only if its normalized text is a benchmark's or it shares an n-gram with one (a verbatim match
+is a normalized one too), which 64-bit n-gram hashes find without a miss; only those rows go
+through :meth:`BenchmarkIndex.matches`, so the matches are the same as checking every row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from mathrecipes.textnorm import ngrams, normalize
+from mathrecipes.textnorm import gram_hashes, ngrams, normalize
 
 KINDS = ("verbatim", "normalized", "ngram")
 
@@ -80,6 +86,31 @@ class BenchmarkIndex:
                 for g in grams:
                     self.grams.setdefault(g, []).append(k)
             self.sizes[bench] = count
+        self._screen: tuple[Any, Any] | None = None
+
+    def candidates(self, norms: Any) -> Any:
+        """A numpy bool mask over normalized texts ``norms`` (a polars Series,
+        :func:`mathrecipes.textnorm.normalize_series`): True where :meth:`matches` may find
+        something (the text is a benchmark's normalized text, or shares an n-gram hash with
+        one); False rows have no match."""
+        import numpy as np
+        import polars as pl
+
+        if self._screen is None:
+            bench_norms = pl.Series(list(self.normalized), dtype=pl.String)
+            hashes, _ = gram_hashes(bench_norms, self.n, empty_gram=False)
+            self._screen = (np.unique(hashes), bench_norms)
+        grams, bench_norms = self._screen
+        out = norms.is_in(bench_norms).to_numpy().copy()
+        if not len(grams):
+            return out
+        for start in range(0, len(norms), 100_000):
+            hashes, offsets = gram_hashes(norms.slice(start, 100_000), self.n, empty_gram=False)
+            pos = np.searchsorted(grams, hashes).clip(max=len(grams) - 1)
+            hit = np.zeros(len(hashes) + 1, dtype=np.int64)
+            np.cumsum(grams[pos] == hashes, out=hit[1:])
+            out[start : start + len(offsets) - 1] |= hit[offsets[1:]] > hit[offsets[:-1]]
+        return out
 
     def matches(self, row_id: str, problem: str) -> list[Match]:
         found: dict[int, Match] = {}

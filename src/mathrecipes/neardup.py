@@ -195,9 +195,7 @@ def _flag_collisions(norms: Any, *, b: int, r: int, num_perm: int, ngram: int) -
     index = RMinHashLSH(0.5, num_perm, num_perm // fine)
     matrices = []
     for start in range(0, len(norms), CHUNK_ROWS):
-        hashes, offsets = gram_hashes(
-            norms.slice(start, CHUNK_ROWS), ngram, empty_gram=True
-        )
+        hashes, offsets = gram_hashes(norms.slice(start, CHUNK_ROWS), ngram, empty_gram=True)
         m = RMinHash.digest_matrix_from_flat_token_hashes(
             hashes, offsets.astype(np.uint64), num_perm=num_perm, seed=MINHASH_SEED
         )

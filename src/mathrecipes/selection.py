@@ -36,22 +36,19 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mathrecipes.config import RecipeSpec
 from mathrecipes.decontam import BenchmarkIndex
-from mathrecipes.neardup import filter_reason, near_duplicates
-from mathrecipes.records import (
-    NO_ANSWER,
-    has_answer,
-    read_many,
-    read_records,
-    write_records,
-    write_table,
-)
-from mathrecipes.textnorm import normalize
+from mathrecipes.neardup import filter_reason, near_duplicates_of
+from mathrecipes.records import FIELDS, NO_ANSWER, SCHEMA, RecordError, read_records, write_table
+from mathrecipes.textnorm import normalize_series
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +58,34 @@ REMOVED_FIELDS = ("train_id", "part", "stage", "reason", "duplicate_of")
 
 class SelectionError(ValueError):
     pass
+
+
+class _Pool(NamedTuple):
+    """One part after dedup and decontamination: its rows (in id order), their normalized
+    problems, and the row indices in rank order."""
+
+    table: pa.Table
+    norms: pl.Series
+    order: np.ndarray
+
+
+def read_pool(paths: Sequence[str | Path]) -> pa.Table:
+    """The canonical columns of a pool's parquet files as one arrow table in id order (a stable
+    sort: rows with the same id keep their file order), not as Python rows."""
+    tables = []
+    for path in paths:
+        table = pq.read_table(path)
+        missing = [f for f in FIELDS if f not in table.column_names]
+        if missing:
+            raise RecordError(f"{path}: not a canonical record file, missing column(s) {missing}")
+        tables.append(table.select(list(FIELDS)).cast(SCHEMA))
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    return table.take(pc.sort_indices(table, [("id", "ascending")]))
+
+
+def _keep(table: pa.Table, norms: pl.Series, mask: Any) -> tuple[pa.Table, pl.Series]:
+    mask = np.asarray(mask, dtype=bool)
+    return table.filter(pa.array(mask)), norms.filter(pl.Series(mask))
 
 
 def rank_key(seed: int, row_id: str) -> bytes:
@@ -109,29 +134,27 @@ def select_recipe(
     near = spec.near_dedup
     near_on = near.enabled
     parts_stats: list[dict[str, Any]] = []
-    pools_rows: list[list[dict[str, str]]] = []
+    pools_rows: list[_Pool] = []
     matches_out: list[dict[str, str]] = []
     removed_out: list[dict[str, str]] = []
     for i, part in enumerate(spec.mix):
         src = part.from_
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
-        rows = sorted(read_many(pools[src]), key=lambda r: r["id"])
-        answerless = sum(not has_answer(r) for r in rows)
+        table = read_pool(pools[src])
+        answerless = pc.sum(pc.equal(table["answer_type"], NO_ANSWER)).as_py() or 0
         if answerless:  # the config refuses such a pool; files made by hand are refused here
             raise SelectionError(
                 f"recipes.{name}.mix.{i}.from: {src!r} has {answerless} row(s) without a gold "
                 f"answer (answer_type {NO_ANSWER!r}: raw text); only rewrite / extract read them"
             )
-        gathered = len(rows)
+        gathered = table.num_rows
 
-        def drop(
-            row_id: str, stage: str, reason: str, duplicate_of: str = "", part: str = src
-        ) -> None:
+        def drop(row_id: str, stage: str, reason: str, duplicate_of: str = "") -> None:
             removed_out.append(
                 {
                     "train_id": row_id,
-                    "part": part,
+                    "part": src,  # noqa: B023 (called within this iteration only)
                     "stage": stage,
                     "reason": reason,
                     "duplicate_of": duplicate_of,
@@ -140,48 +163,57 @@ def select_recipe(
 
         filtered: dict[str, int] = {}
         if filters:
-            passing = []
-            for r in rows:
+            keep = []
+            for r in table.select(["id", "problem", "solution", "answer_type", "meta"]).to_pylist():
                 why = filter_reason(r, spec.filters)
-                if why is None:
-                    passing.append(r)
-                    continue
-                kind = why.split(":")[0]
-                filtered[kind] = filtered.get(kind, 0) + 1
-                drop(r["id"], "filter", why)
-            rows = passing
+                keep.append(why is None)
+                if why is not None:
+                    kind = why.split(":")[0]
+                    filtered[kind] = filtered.get(kind, 0) + 1
+                    drop(r["id"], "filter", why)
+            table = table.filter(pa.array(keep, pa.bool_()))
+        norms = normalize_series(table["problem"])
         dups = 0
         if spec.dedup:
-            seen: dict[str, str] = {}
-            unique = []
-            for r in rows:
-                key = normalize(r["problem"])
-                if key in seen:
-                    dups += 1
-                    drop(r["id"], "dedup", "same normalized problem text", seen[key])
-                    continue
-                seen[key] = r["id"]
-                unique.append(r)
-            rows = unique
+            first = norms.is_first_distinct().to_numpy()
+            dups = int((~first).sum())
+            if dups:
+                ids = pl.Series(table["id"])
+                first_id = (
+                    pl.DataFrame({"id": ids, "norm": norms})
+                    .select(pl.col("id").first().over("norm"))
+                    .to_series()
+                )
+                for k in np.flatnonzero(~first).tolist():
+                    drop(ids[k], "dedup", "same normalized problem text", first_id[k])
+                table, norms = _keep(table, norms, first)
         near_dups = 0
         if near_on:
-            rows, found_near = near_duplicates(
-                rows,
+            found_near = near_duplicates_of(
+                table["id"].to_pylist(),
+                norms,
                 threshold=near.threshold,
                 num_perm=near.num_perm,
                 ngram=near.ngram,
             )
-            rows = list(rows)
             near_dups = len(found_near)
+            gone = set()
             for d in found_near:
                 drop(d.row_id, "near_dedup", f"minhash jaccard {d.jaccard:.3f}", d.duplicate_of)
+                gone.add(d.row_id)
+            if gone:
+                keep_mask = ~np.asarray(pc.is_in(table["id"], pa.array(sorted(gone))))
+                table, norms = _keep(table, norms, keep_mask)
         contaminated = 0
-        if index is not None:
-            clean = []
-            for r in rows:
+        if index is not None and table.num_rows:
+            clean = np.ones(table.num_rows, dtype=bool)
+            suspects = np.flatnonzero(index.candidates(norms))
+            sub = table.select(["id", "problem"]).take(pa.array(suspects)).to_pylist()
+            for k, r in zip(suspects.tolist(), sub, strict=True):
                 found = index.matches(r["id"], r["problem"])
                 if found:
                     contaminated += 1
+                    clean[k] = False
                     for m in found:
                         matches_out.append(
                             {
@@ -194,11 +226,12 @@ def select_recipe(
                                 "evidence": m.evidence,
                             }
                         )
-                    continue
-                clean.append(r)
-            rows = clean
-        rows.sort(key=lambda r: rank_key(seed, r["id"]))
-        pools_rows.append(rows)
+            if contaminated:
+                table, norms = _keep(table, norms, clean)
+        keys = [rank_key(seed, rid) for rid in table["id"].to_pylist()]
+        order = sorted(range(table.num_rows), key=keys.__getitem__)
+        del keys
+        pools_rows.append(_Pool(table, norms, np.array(order, dtype=np.int64)))
         parts_stats.append(
             {
                 "from": src,
@@ -208,7 +241,7 @@ def select_recipe(
                 "duplicates_removed": dups,
                 "near_duplicates_removed": near_dups,
                 "contaminated_removed": contaminated,
-                "pool": len(rows),
+                "pool": table.num_rows,
             }
         )
 
@@ -240,19 +273,19 @@ def select_recipe(
     if total <= 0:
         raise SelectionError(f"recipes.{name}.volume: selects no rows (pools allow {t_max})")
     q = quotas(total, weights)
-    selected: list[dict[str, str]] = []
-    for stats, rows, k in zip(parts_stats, pools_rows, q, strict=True):
+    selected: list[pa.Table] = []
+    selected_norms: list[pl.Series] = []
+    for stats, pool, k in zip(parts_stats, pools_rows, q, strict=True):
         stats["quota"] = k
-        selected.extend(rows[:k])
-
-    by_problem: dict[str, int] = {}
-    for r in selected:
-        key = normalize(r["problem"])
-        by_problem[key] = by_problem.get(key, 0) + 1
-    cross = sum(c - 1 for c in by_problem.values() if c > 1)
-
-    selected.sort(key=lambda r: r["id"])
-    write_records(selected, out_train)
+        take = pa.array(pool.order[:k])
+        selected.append(pool.table.take(take))
+        selected_norms.append(pool.norms.gather(pl.Series(pool.order[:k])))
+    del pools_rows
+    all_norms = pl.concat(selected_norms)
+    cross = len(all_norms) - all_norms.n_unique()
+    train = pa.concat_tables(selected)
+    train = train.take(pc.sort_indices(train, [("id", "ascending")])).combine_chunks()
+    write_table(train.cast(SCHEMA), out_train)
     matches_out.sort(key=lambda m: (m["train_id"], m["benchmark"], m["benchmark_id"]))
     schema = pa.schema(
         [(f, pa.float64() if f == "overlap" else pa.string()) for f in CONTAM_FIELDS]
@@ -273,7 +306,7 @@ def select_recipe(
     stats = {
         "recipe": name,
         "seed": seed,
-        "examples": len(selected),
+        "examples": train.num_rows,
         "volume": volume,
         "max_total": t_max,
         "parts": parts_stats,
@@ -292,5 +325,5 @@ def select_recipe(
     }
     Path(out_stats).parent.mkdir(parents=True, exist_ok=True)
     Path(out_stats).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    log.info("recipe %s: %d examples", name, len(selected))
+    log.info("recipe %s: %d examples", name, train.num_rows)
     return stats

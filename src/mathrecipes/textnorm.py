@@ -98,7 +98,9 @@ def gram_hashes(norms: Any, n: int, *, empty_gram: bool) -> tuple[Any, Any]:
     short_rows = np.flatnonzero((windows == 0) & (counts > 0))
     if len(short_rows):
         whole = norms.gather(pl.Series(short_rows)).hash(seed=_WORD_SEED).to_numpy()
-        whole = np.where(nwords[short_rows] > 0, _mix(whole ^ np.uint64(_SHORT_TAG)), np.uint64(_SHORT_TAG))
+        whole = np.where(
+            nwords[short_rows] > 0, _mix(whole ^ np.uint64(_SHORT_TAG)), np.uint64(_SHORT_TAG)
+        )
         out[~long_slot] = whole.astype(np.uint64)
     return out, offsets
 
