@@ -101,7 +101,7 @@ class BenchmarkIndex:
             hashes, _ = gram_hashes(bench_norms, self.n, empty_gram=False)
             self._screen = (np.unique(hashes), bench_norms)
         grams, bench_norms = self._screen
-        out = norms.is_in(bench_norms).to_numpy().copy()
+        out = norms.is_in(bench_norms.implode()).to_numpy().copy()
         if not len(grams):
             return out
         for start in range(0, len(norms), 100_000):
