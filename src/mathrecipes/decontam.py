@@ -99,16 +99,16 @@ class BenchmarkIndex:
         if self._screen is None:
             bench_norms = pl.Series(list(self.normalized), dtype=pl.String)
             hashes, _ = gram_hashes(bench_norms, self.n, empty_gram=False)
-            self._screen = (np.unique(hashes), bench_norms)
+            self._screen = (pl.Series(np.unique(hashes)), bench_norms)
         grams, bench_norms = self._screen
         out = norms.is_in(bench_norms.implode()).to_numpy().copy()
         if not len(grams):
             return out
         for start in range(0, len(norms), 100_000):
             hashes, offsets = gram_hashes(norms.slice(start, 100_000), self.n, empty_gram=False)
-            pos = np.searchsorted(grams, hashes).clip(max=len(grams) - 1)
+            found = pl.Series(hashes).is_in(grams.implode()).to_numpy()
             hit = np.zeros(len(hashes) + 1, dtype=np.int64)
-            np.cumsum(grams[pos] == hashes, out=hit[1:])
+            np.cumsum(found, out=hit[1:])
             out[start : start + len(offsets) - 1] |= hit[offsets[1:]] > hit[offsets[:-1]]
         return out
 

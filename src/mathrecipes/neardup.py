@@ -20,9 +20,9 @@ Two implementations of that rule:
   signatures they differ only on pairs whose estimated Jaccard falls on the other side of the
   threshold, or whose LSH collision happens in one draw and not the other (near the threshold
   the estimate's standard error is about ``sqrt(J(1-J)/num_perm)``, 0.035 at 0.8 and 128).
-  Two passes keep it cheap: a coarse LSH index (rensa's, with bands of ``r' <= (r+1)/2``
-  rows, so every datasketch band holds a whole coarse band) flags the rows that collide with
-  any other; only those rows' signatures are taken out to numpy for the exact banding.
+  The signatures are made in chunks over ``workers`` processes (:mod:`mathrecipes.minhash`);
+  the bands are hashed to 64 bits, grouped by numpy, and a key collision is checked on the
+  values (datasketch keys its buckets by the values themselves).
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mathrecipes import minhash
 from mathrecipes.config import RowFilters
+from mathrecipes.minhash import MINHASH_SEED
 from mathrecipes.records import loads_meta
 from mathrecipes.textnorm import gram_hashes, normalize
 
-MINHASH_SEED = 1
 CHUNK_ROWS = 100_000  # rows hashed at once by near_duplicates_of (bounds the working memory)
 
 
@@ -105,18 +106,6 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
-def signatures(norms: Any, *, num_perm: int, ngram: int) -> Any:
-    """The rensa MinHash signatures (numpy uint32, rows x ``num_perm``) of normalized texts."""
-    import numpy as np
-    from rensa import RMinHash
-
-    hashes, offsets = gram_hashes(norms, ngram, empty_gram=True)
-    matrix = RMinHash.digest_matrix_from_flat_token_hashes(
-        hashes, offsets.astype(np.uint64), num_perm=num_perm, seed=MINHASH_SEED
-    )
-    return np.array(matrix.to_rows(), dtype=np.uint32).reshape(len(norms), num_perm)
-
-
 def near_duplicates_of(
     ids: Sequence[str],
     norms: Any,
@@ -124,12 +113,14 @@ def near_duplicates_of(
     threshold: float = 0.8,
     num_perm: int = 128,
     ngram: int = 5,
+    workers: int = 1,
     sigs: Any = None,
 ) -> list[NearDuplicate]:
     """The near duplicates among rows ``ids`` (distinct, sorted) with normalized texts ``norms``
     (a polars Series, :func:`mathrecipes.textnorm.normalize_series`), in id order; the rule of
-    :func:`near_duplicates`, the implementation of the module docstring. ``sigs``: signatures to
-    use instead of rensa's (a rows x ``num_perm`` array; tests give datasketch's)."""
+    :func:`near_duplicates`, the implementation of the module docstring, the signatures made by
+    ``workers`` processes. ``sigs``: signatures to use instead of rensa's (a rows x
+    ``num_perm`` array; tests give datasketch's)."""
     import numpy as np
 
     b, r = lsh_bands(threshold, num_perm)
@@ -137,35 +128,16 @@ def near_duplicates_of(
     if rows == 0:
         return []
     if sigs is None:
-        flagged = _flag_collisions(norms, b=b, r=r, num_perm=num_perm, ngram=ngram)
-        sub = signatures(norms.gather(flagged), num_perm=num_perm, ngram=ngram)
-    else:
-        flagged = np.arange(rows)
-        sub = np.asarray(sigs)
-    # datasketch's banding on the flagged rows: pairs (earlier, later) with an equal band
-    pairs: set[tuple[int, int]] = set()
-    for band in range(b):
-        keys = np.ascontiguousarray(sub[:, band * r : (band + 1) * r]).view(
-            np.dtype((np.void, 4 * r))
-        )[:, 0]
-        order = np.argsort(keys, kind="stable")
-        sk = keys[order]
-        same = np.flatnonzero(sk[1:] == sk[:-1])
-        if not len(same):
-            continue
-        starts = same[np.r_[True, np.diff(same) > 1]]
-        for s in starts:
-            e = s + 1
-            while e + 1 < len(sk) and sk[e + 1] == sk[s]:
-                e += 1
-            group = sorted(order[s : e + 1].tolist())
-            pairs.update(
-                (group[x], group[y]) for x in range(len(group)) for y in range(x + 1, len(group))
-            )
-    if not pairs:
+        chunks = (
+            gram_hashes(norms.slice(start, CHUNK_ROWS), ngram, empty_gram=True)
+            for start in range(0, rows, CHUNK_ROWS)
+        )
+        sigs = minhash.signatures(chunks, rows, num_perm, workers=workers)
+    sigs = np.asarray(sigs)
+    lo, hi = _band_pairs(sigs, b, r)
+    if not len(lo):
         return []
-    lo, hi = np.array(sorted(pairs)).T
-    jac = np.count_nonzero(sub[lo] == sub[hi], axis=1) / num_perm
+    jac = np.count_nonzero(sigs[lo] == sigs[hi], axis=1) / num_perm
     close: dict[int, list[tuple[int, float]]] = {}
     for i, j, x in zip(lo.tolist(), hi.tolist(), jac.tolist(), strict=True):
         if x >= threshold:
@@ -177,32 +149,47 @@ def near_duplicates_of(
         if kept:
             i, x = min(kept)
             removed_at.add(j)
-            out.append(NearDuplicate(ids[flagged[j]], ids[flagged[i]], round(x, 4)))
+            out.append(NearDuplicate(ids[j], ids[i], round(x, 4)))
     return out
 
 
-def _flag_collisions(norms: Any, *, b: int, r: int, num_perm: int, ngram: int) -> Any:
-    """Indices of the rows whose signature shares a coarse band (rows ``r'``, a power of two
-    dividing ``num_perm``, at most ``(r + 1) / 2``) with another row's: a superset of the rows
-    with an equal datasketch band (``r`` rows from ``k * r``), which always holds a whole
-    coarse band. rensa's LSH index, two passes over chunks of :data:`CHUNK_ROWS` rows."""
+def _band_pairs(sigs: Any, b: int, r: int) -> tuple[Any, Any]:
+    """The row pairs ``(lo, hi)`` (``lo < hi``, each pair once) with an equal band: the
+    ``r`` signature values from ``k * r``, ``k < b`` (datasketch's LSH candidates)."""
     import numpy as np
-    from rensa import RMinHash, RMinHashLSH
 
-    fine = 1
-    while num_perm % (fine * 2) == 0 and fine * 2 <= (r + 1) // 2:
-        fine *= 2
-    index = RMinHashLSH(0.5, num_perm, num_perm // fine)
-    matrices = []
-    for start in range(0, len(norms), CHUNK_ROWS):
-        hashes, offsets = gram_hashes(norms.slice(start, CHUNK_ROWS), ngram, empty_gram=True)
-        m = RMinHash.digest_matrix_from_flat_token_hashes(
-            hashes, offsets.astype(np.uint64), num_perm=num_perm, seed=MINHASH_SEED
-        )
-        index.insert_matrix(m, start_key=start)
-        matrices.append(m)
-    flags = [np.asarray(index.query_duplicate_flags_matrix(m), dtype=bool) for m in matrices]
-    return np.flatnonzero(np.concatenate(flags))
+    rows = len(sigs)
+    found_lo, found_hi = [], []
+    weights = np.random.default_rng(0).integers(1, 2**63, size=r, dtype=np.uint64) | np.uint64(1)
+    for band in range(b):
+        vals = sigs[:, band * r : (band + 1) * r]
+        with np.errstate(over="ignore"):
+            keys = (vals.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        same = sk[1:] == sk[:-1]
+        if not same.any():
+            continue
+        # runs of equal keys (start s, end e inclusive): every pair inside a run
+        edge = np.flatnonzero(np.diff(np.r_[False, same, False].astype(np.int8)))
+        s, e = edge[::2], edge[1::2]
+        two = e - s == 1  # most runs are one pair
+        band_lo = [np.minimum(order[s[two]], order[e[two]])]
+        band_hi = [np.maximum(order[s[two]], order[e[two]])]
+        for start, end in zip(s[~two].tolist(), e[~two].tolist(), strict=True):
+            members = np.sort(order[start : end + 1])
+            x, y = np.triu_indices(len(members), 1)
+            band_lo.append(members[x])
+            band_hi.append(members[y])
+        lo, hi = np.concatenate(band_lo), np.concatenate(band_hi)
+        # a key collision of unequal bands is no candidate (datasketch compares the values)
+        equal = (vals[lo] == vals[hi]).all(axis=1)
+        found_lo.append(lo[equal])
+        found_hi.append(hi[equal])
+    if not found_lo:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    code = np.unique(np.concatenate(found_lo).astype(np.int64) * rows + np.concatenate(found_hi))
+    return code // rows, code % rows
 
 
 def filter_reason(row: Mapping[str, Any], filters: RowFilters | Mapping[str, Any]) -> str | None:

@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -88,6 +89,22 @@ def _keep(table: pa.Table, norms: pl.Series, mask: Any) -> tuple[pa.Table, pl.Se
     return table.filter(pa.array(mask)), norms.filter(pl.Series(mask))
 
 
+class _Clock:
+    """Seconds per step, for the log."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.laps: list[str] = []
+
+    def lap(self, what: str) -> None:
+        now = time.perf_counter()
+        self.laps.append(f"{what} {now - self.t:.1f} s")
+        self.t = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps)
+
+
 def rank_key(seed: int, row_id: str) -> bytes:
     return hashlib.sha256(f"{seed}|{row_id}".encode()).digest()
 
@@ -113,9 +130,13 @@ def select_recipe(
     out_stats: str | Path,
     out_contamination: str | Path,
     out_removed: str | Path | None = None,
+    *,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Build ``recipes.<name>`` (``spec``: a :class:`~mathrecipes.config.RecipeSpec` or a mapping
-    for one); ``pools`` maps each mix part's ``from`` to its parquet files."""
+    for one); ``pools`` maps each mix part's ``from`` to its parquet files. ``workers``: the
+    processes that compute near dedup's signatures (the job's threads; polars uses its own
+    thread pool, ``POLARS_MAX_THREADS``). The log gives each step's seconds."""
     spec = RecipeSpec.model_validate(spec)
     seed = spec.seed
     decon = spec.decontaminate
@@ -141,6 +162,7 @@ def select_recipe(
         src = part.from_
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
+        clock = _Clock()
         table = read_pool(pools[src])
         answerless = pc.sum(pc.equal(table["answer_type"], NO_ANSWER)).as_py() or 0
         if answerless:  # the config refuses such a pool; files made by hand are refused here
@@ -172,7 +194,9 @@ def select_recipe(
                     filtered[kind] = filtered.get(kind, 0) + 1
                     drop(r["id"], "filter", why)
             table = table.filter(pa.array(keep, pa.bool_()))
+        clock.lap("read and filter")
         norms = normalize_series(table["problem"])
+        clock.lap("normalize")
         dups = 0
         if spec.dedup:
             first = norms.is_first_distinct().to_numpy()
@@ -187,6 +211,7 @@ def select_recipe(
                 for k in np.flatnonzero(~first).tolist():
                     drop(ids[k], "dedup", "same normalized problem text", first_id[k])
                 table, norms = _keep(table, norms, first)
+        clock.lap("exact dedup")
         near_dups = 0
         if near_on:
             found_near = near_duplicates_of(
@@ -195,6 +220,7 @@ def select_recipe(
                 threshold=near.threshold,
                 num_perm=near.num_perm,
                 ngram=near.ngram,
+                workers=workers,
             )
             near_dups = len(found_near)
             gone = set()
@@ -204,6 +230,7 @@ def select_recipe(
             if gone:
                 keep_mask = ~np.asarray(pc.is_in(table["id"], pa.array(sorted(gone))))
                 table, norms = _keep(table, norms, keep_mask)
+        clock.lap("near dedup")
         contaminated = 0
         if index is not None and table.num_rows:
             clean = np.ones(table.num_rows, dtype=bool)
@@ -228,10 +255,13 @@ def select_recipe(
                         )
             if contaminated:
                 table, norms = _keep(table, norms, clean)
+        clock.lap("decontaminate")
         keys = [rank_key(seed, rid) for rid in table["id"].to_pylist()]
         order = sorted(range(table.num_rows), key=keys.__getitem__)
         del keys
         pools_rows.append(_Pool(table, norms, np.array(order, dtype=np.int64)))
+        clock.lap("rank")
+        log.info("recipe %s, %s (%d rows): %s", name, src, gathered, clock)
         parts_stats.append(
             {
                 "from": src,

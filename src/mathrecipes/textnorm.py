@@ -60,7 +60,7 @@ def gram_hashes(norms: Any, n: int, *, empty_gram: bool) -> tuple[Any, Any]:
     :func:`mathrecipes.neardup.shingles` and the gram of :func:`mathrecipes.decontam.gram_set`);
     an empty text has one constant hash with ``empty_gram`` (near dedup: the shingle ``""``) or
     none (decontamination). Equal n-grams hash equally within one process (polars' string
-    hash, then a polynomial over the word hashes); different ones collide with probability
+    hash, then a polynomial modulo 2^64 over the word hashes); different ones collide with probability
     about 2^-64, so a caller that needs exact answers checks the rows the hashes point to.
     """
     import numpy as np
@@ -94,7 +94,7 @@ def gram_hashes(norms: Any, n: int, *, empty_gram: bool) -> tuple[Any, Any]:
             for k in range(1, n):
                 g *= np.uint64(_PRIME)
                 g += wh[k : k + m]
-        out[long_slot] = _mix(g[valid])
+        out[long_slot] = g[valid]
     short_rows = np.flatnonzero((windows == 0) & (counts > 0))
     if len(short_rows):
         whole = norms.gather(pl.Series(short_rows)).hash(seed=_WORD_SEED).to_numpy()
