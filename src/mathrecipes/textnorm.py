@@ -94,7 +94,10 @@ def gram_hashes(norms: Any, n: int, *, empty_gram: bool) -> tuple[Any, Any]:
             for k in range(1, n):
                 g *= np.uint64(_PRIME)
                 g += wh[k : k + m]
-        out[long_slot] = g[valid]
+        # mixed: the polynomial is linear in the word hashes, and so are MinHash permutations
+        # (a * h + b); unmixed, the near-dup counts over rensa's seeds spread twice as wide as
+        # datasketch's (benchmarks/bench_select.py, 20k pool: 1243-1316 vs 1243-1278)
+        out[long_slot] = _mix(g[valid])
     short_rows = np.flatnonzero((windows == 0) & (counts > 0))
     if len(short_rows):
         whole = norms.gather(pl.Series(short_rows)).hash(seed=_WORD_SEED).to_numpy()
