@@ -18,22 +18,31 @@ import numpy as np
 MINHASH_SEED = 1
 
 
-def digest_chunk(hashes: Any, offsets: Any, num_perm: int, seed: int = MINHASH_SEED) -> Any:
+def digest_chunk(
+    hashes: Any, offsets: Any, num_perm: int, seed: int = MINHASH_SEED, *, step: int = 8192
+) -> Any:
     """The signatures (uint32, rows x ``num_perm``) of rows whose shingle hashes are
-    ``hashes[offsets[i]:offsets[i + 1]]``."""
+    ``hashes[offsets[i]:offsets[i + 1]]``; taken out of rensa ``step`` rows at a time (its
+    Python lists cost about 36 bytes a value)."""
     from rensa import RMinHash
 
+    offsets = np.asarray(offsets, dtype=np.int64)
     rows = len(offsets) - 1
-    matrix = RMinHash.digest_matrix_from_flat_token_hashes(
-        np.ascontiguousarray(hashes, dtype=np.uint64),
-        np.ascontiguousarray(offsets, dtype=np.uint64),
-        num_perm=num_perm,
-        seed=seed,
-    )
-    flat = np.fromiter(
-        itertools.chain.from_iterable(matrix.to_rows()), dtype=np.uint32, count=rows * num_perm
-    )
-    return flat.reshape(rows, num_perm)
+    out = np.empty((rows, num_perm), dtype=np.uint32)
+    for a in range(0, rows, step):
+        b = min(a + step, rows)
+        matrix = RMinHash.digest_matrix_from_flat_token_hashes(
+            np.ascontiguousarray(hashes[offsets[a] : offsets[b]], dtype=np.uint64),
+            (offsets[a : b + 1] - offsets[a]).astype(np.uint64),
+            num_perm=num_perm,
+            seed=seed,
+        )
+        out[a:b] = np.fromiter(
+            itertools.chain.from_iterable(matrix.to_rows()),
+            dtype=np.uint32,
+            count=(b - a) * num_perm,
+        ).reshape(b - a, num_perm)
+    return out
 
 
 def signatures(
@@ -42,7 +51,7 @@ def signatures(
     num_perm: int,
     *,
     workers: int = 1,
-    min_rows_per_worker: int = 100_000,
+    min_rows_per_worker: int = 50_000,
 ) -> Any:
     """The signatures of ``rows`` rows given as ``(hashes, offsets)`` chunks in row order
     (a generator: the parent makes the next chunk while the workers digest), with ``workers``

@@ -81,6 +81,9 @@ def read_pool(paths: Sequence[str | Path]) -> pa.Table:
             raise RecordError(f"{path}: not a canonical record file, missing column(s) {missing}")
         tables.append(table.select(list(FIELDS)).cast(SCHEMA))
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    ids = table["id"]
+    if len(ids) < 2 or pc.all(pc.less_equal(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
+        return table  # already in id order (an ingested file usually is): no second copy
     return table.take(pc.sort_indices(table, [("id", "ascending")]))
 
 
@@ -90,15 +93,18 @@ def _keep(table: pa.Table, norms: pl.Series, mask: Any) -> tuple[pa.Table, pl.Se
 
 
 class _Clock:
-    """Seconds per step, for the log."""
+    """Seconds per step and the peak memory so far, for the log."""
 
     def __init__(self) -> None:
         self.t = time.perf_counter()
         self.laps: list[str] = []
 
     def lap(self, what: str) -> None:
+        import resource
+
         now = time.perf_counter()
-        self.laps.append(f"{what} {now - self.t:.1f} s")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+        self.laps.append(f"{what} {now - self.t:.1f} s (peak {peak:.2f} GB)")
         self.t = now
 
     def __str__(self) -> str:
