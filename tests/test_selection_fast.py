@@ -20,6 +20,7 @@ import pytest
 from datasketch import MinHash
 
 from mathrecipes.decontam import BenchmarkIndex
+from mathrecipes.minhash import digest_chunk
 from mathrecipes.neardup import MINHASH_SEED, near_duplicates, near_duplicates_of, shingles
 from mathrecipes.records import write_records
 from mathrecipes.selection import select_recipe
@@ -148,8 +149,12 @@ def test_near_dedup_is_datasketchs_rule_and_agrees_with_its_result(real_pool, tm
                                             num_perm=128, seed=MINHASH_SEED)]
     )  # fmt: skip
     assert near_duplicates_of(ids, norms, sigs=sigs) == old
-    # rensa's signatures: the same rule on another draw of the estimator
+    # rensa's signatures: the same rule on another draw of the estimator; its LSH pass only
+    # skips rows without a colliding band (all rows' signatures give the same result)
     new = near_duplicates_of(ids, norms, threshold=0.8, num_perm=128, ngram=5)
+    hashes, offsets = gram_hashes(norms, 5, empty_gram=True)
+    every = digest_chunk(hashes, offsets, 130)[:, :128]  # 130: 10 bands of datasketch's 13
+    assert near_duplicates_of(ids, norms, sigs=every) == new
     o, n = {d.row_id for d in old}, {d.row_id for d in new}
     assert len(o & n) / len(o | n) > 0.6, (len(o), len(n), len(o & n))
     text = {r["id"]: r["problem"] for r in unique}

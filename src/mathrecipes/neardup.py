@@ -20,9 +20,12 @@ Two implementations of that rule:
   signatures they differ only on pairs whose estimated Jaccard falls on the other side of the
   threshold, or whose LSH collision happens in one draw and not the other (near the threshold
   the estimate's standard error is about ``sqrt(J(1-J)/num_perm)``, 0.035 at 0.8 and 128).
-  The signatures are made in chunks over ``workers`` processes (:mod:`mathrecipes.minhash`);
-  the bands are hashed to 64 bits, grouped by numpy, and a key collision is checked on the
-  values (datasketch keys its buckets by the values themselves).
+  rensa's own LSH index (its signatures of ``r * ceil(num_perm / r)`` values, the first
+  ``num_perm`` being the signature, in bands of ``r``) finds the rows that share a band with
+  another; only those rows' signatures are taken out to numpy (through Python lists, the slow
+  part, in ``workers`` processes: :mod:`mathrecipes.minhash`), where datasketch's bands are
+  hashed to 64 bits, grouped, and a key collision checked on the values (datasketch keys its
+  buckets by the values themselves).
 """
 
 from __future__ import annotations
@@ -128,11 +131,19 @@ def near_duplicates_of(
     if rows == 0:
         return []
     if sigs is None:
+        # rensa's signatures of perms >= num_perm values (a multiple of r, so that its own LSH
+        # index has bands of r values: datasketch's b bands and maybe one more), of which the
+        # first num_perm are the signature; only rows sharing a band with another row can be
+        # near duplicates, and only theirs leave rensa
+        perms = r * -(-num_perm // r)
+        flagged = _colliding_rows(norms, ngram=ngram, perms=perms, r=r)
+        subset = norms.gather(flagged)
         chunks = (
-            gram_hashes(norms.slice(start, CHUNK_ROWS), ngram, empty_gram=True)
-            for start in range(0, rows, CHUNK_ROWS)
+            gram_hashes(subset.slice(start, CHUNK_ROWS), ngram, empty_gram=True)
+            for start in range(0, len(subset), CHUNK_ROWS)
         )
-        sigs = minhash.signatures(chunks, rows, num_perm, workers=workers)
+        sigs = minhash.signatures(chunks, len(subset), perms, workers=workers)[:, :num_perm]
+        ids = [ids[k] for k in flagged.tolist()]
     sigs = np.asarray(sigs)
     lo, hi = _band_pairs(sigs, b, r)
     if not len(lo):
@@ -151,6 +162,26 @@ def near_duplicates_of(
             removed_at.add(j)
             out.append(NearDuplicate(ids[j], ids[i], round(x, 4)))
     return out
+
+
+def _colliding_rows(norms: Any, *, ngram: int, perms: int, r: int) -> Any:
+    """Indices of the rows whose rensa signature (``perms`` values) has a band of ``r``
+    values equal to another row's: rensa's LSH index over chunks of :data:`CHUNK_ROWS` rows,
+    queried once every row is in."""
+    import numpy as np
+    from rensa import RMinHash, RMinHashLSH
+
+    index = RMinHashLSH(0.5, perms, perms // r)
+    matrices = []
+    for start in range(0, len(norms), CHUNK_ROWS):
+        hashes, offsets = gram_hashes(norms.slice(start, CHUNK_ROWS), ngram, empty_gram=True)
+        matrix = RMinHash.digest_matrix_from_flat_token_hashes(
+            hashes, offsets.astype(np.uint64), num_perm=perms, seed=MINHASH_SEED
+        )
+        index.insert_matrix(matrix, start_key=start)
+        matrices.append(matrix)
+    flags = [np.asarray(index.query_duplicate_flags_matrix(m), dtype=bool) for m in matrices]
+    return np.flatnonzero(np.concatenate(flags)) if flags else np.empty(0, np.int64)
 
 
 def _band_pairs(sigs: Any, b: int, r: int) -> tuple[Any, Any]:
