@@ -62,25 +62,32 @@ class SelectionError(ValueError):
 
 
 class _Pool(NamedTuple):
-    """One part after dedup and decontamination: its rows (in id order), their normalized
-    problems, and the row indices in rank order."""
+    """One part after dedup and decontamination: its rows (in id order; the columns the steps
+    read and ``_pos``, the row's position in the pool), their normalized problems, and the row
+    indices in rank order."""
 
     table: pa.Table
     norms: pl.Series
     order: np.ndarray
 
 
-def read_pool(paths: Sequence[str | Path]) -> pa.Table:
-    """The canonical columns of a pool's parquet files as one arrow table in id order (a stable
-    sort: rows with the same id keep their file order), not as Python rows."""
+def read_pool(paths: Sequence[str | Path], columns: Sequence[str] = FIELDS) -> pa.Table:
+    """``columns`` (canonical fields) of a pool's parquet files as one arrow table in id order
+    (a stable sort: rows with the same id keep their file order), not as Python rows. The same
+    files give the same order whatever the columns (selection reads the text columns first and
+    the whole rows of the selected positions at the end)."""
     tables = []
+    columns = list(dict.fromkeys(["id", *columns]))
     for path in paths:
-        table = pq.read_table(path)
-        missing = [f for f in FIELDS if f not in table.column_names]
+        names = pq.read_schema(path).names
+        missing = [f for f in FIELDS if f not in names]
         if missing:
             raise RecordError(f"{path}: not a canonical record file, missing column(s) {missing}")
-        tables.append(table.select(list(FIELDS)).cast(SCHEMA))
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+        schema = pa.schema([SCHEMA.field(c) for c in columns])
+        tables.append(pq.read_table(path, columns=columns).cast(schema))
+    if not tables:
+        return pa.schema([SCHEMA.field(c) for c in columns]).empty_table()
+    table = pa.concat_tables(tables)
     ids = table["id"]
     if len(ids) < 2 or pc.all(pc.less_equal(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
         return table  # already in id order (an ingested file usually is): no second copy
@@ -161,7 +168,7 @@ def select_recipe(
     near = spec.near_dedup
     near_on = near.enabled
     parts_stats: list[dict[str, Any]] = []
-    pools_rows: list[_Pool] = []
+    pools_rows: list[_Pool | None] = []
     matches_out: list[dict[str, str]] = []
     removed_out: list[dict[str, str]] = []
     for i, part in enumerate(spec.mix):
@@ -169,7 +176,10 @@ def select_recipe(
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
         clock = _Clock()
-        table = read_pool(pools[src])
+        # the columns the steps read, and each row's position for taking whole rows at the end
+        used = ["id", "problem", "answer_type"] + (["solution", "meta"] if filters else [])
+        table = read_pool(pools[src], used)
+        table = table.append_column("_pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
         answerless = pc.sum(pc.equal(table["answer_type"], NO_ANSWER)).as_py() or 0
         if answerless:  # the config refuses such a pool; files made by hand are refused here
             raise SelectionError(
@@ -311,17 +321,23 @@ def select_recipe(
     q = quotas(total, weights)
     selected: list[pa.Table] = []
     selected_norms: list[pl.Series] = []
-    for stats, pool, k in zip(parts_stats, pools_rows, q, strict=True):
+    for i, (stats, k) in enumerate(zip(parts_stats, q, strict=True)):
         stats["quota"] = k
-        take = pa.array(pool.order[:k])
-        selected.append(pool.table.take(take))
-        selected_norms.append(pool.norms.gather(pl.Series(pool.order[:k])))
-    del pools_rows
+        pool = pools_rows[i]
+        pools_rows[i] = None  # freed part by part
+        take = pool.order[:k]
+        selected_norms.append(pool.norms.gather(pl.Series(take)))
+        positions = np.sort(pool.table["_pos"].to_numpy()[take])
+        del pool
+        # whole rows of the selected positions (in id order: the pool is read in id order)
+        selected.append(read_pool(pools[stats["from"]]).take(pa.array(positions)))
     all_norms = pl.concat(selected_norms)
     cross = len(all_norms) - all_norms.n_unique()
     train = pa.concat_tables(selected)
-    train = train.take(pc.sort_indices(train, [("id", "ascending")])).combine_chunks()
-    write_table(train.cast(SCHEMA), out_train)
+    del selected
+    if len(spec.mix) > 1:
+        train = train.take(pc.sort_indices(train, [("id", "ascending")]))
+    write_table(train.combine_chunks(), out_train)
     matches_out.sort(key=lambda m: (m["train_id"], m["benchmark"], m["benchmark_id"]))
     schema = pa.schema(
         [(f, pa.float64() if f == "overlap" else pa.string()) for f in CONTAM_FIELDS]
