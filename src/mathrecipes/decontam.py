@@ -112,7 +112,8 @@ class BenchmarkIndex:
             out[start : start + len(offsets) - 1] |= hit[offsets[1:]] > hit[offsets[:-1]]
         return out
 
-    def matches(self, row_id: str, problem: str) -> list[Match]:
+    def matches(self, row_id: str, problem: str, norm: str | None = None) -> list[Match]:
+        """The matches of one training problem; ``norm``: its :func:`normalize`, if known."""
         found: dict[int, Match] = {}
 
         def add(k: int, kind: str, overlap: float, evidence: str) -> None:
@@ -122,7 +123,8 @@ class BenchmarkIndex:
 
         for k in self.verbatim.get(verbatim_key(problem), ()):
             add(k, "verbatim", 1.0, verbatim_key(problem)[:200])
-        norm = normalize(problem)
+        if norm is None:
+            norm = normalize(problem)
         for k in self.normalized.get(norm, ()):
             add(k, "normalized", 1.0, norm[:200])
         grams = gram_set(norm, self.n)

@@ -252,8 +252,9 @@ def select_recipe(
             clean = np.ones(table.num_rows, dtype=bool)
             suspects = np.flatnonzero(index.candidates(norms))
             sub = table.select(["id", "problem"]).take(pa.array(suspects)).to_pylist()
-            for k, r in zip(suspects.tolist(), sub, strict=True):
-                found = index.matches(r["id"], r["problem"])
+            sub_norms = norms.gather(pl.Series(suspects)).to_list()
+            for k, r, norm in zip(suspects.tolist(), sub, sub_norms, strict=True):
+                found = index.matches(r["id"], r["problem"], norm)
                 if found:
                     contaminated += 1
                     clean[k] = False
