@@ -31,6 +31,7 @@ from typing import Any
 from mathrecipes.textnorm import gram_hashes, ngrams, normalize
 
 KINDS = ("verbatim", "normalized", "ngram")
+SCREEN_ROWS = 50_000  # rows hashed at once by BenchmarkIndex.candidates (bounds its memory)
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,9 @@ class BenchmarkIndex:
         out = norms.is_in(bench_norms.implode()).to_numpy().copy()
         if not len(grams):
             return out
-        for start in range(0, len(norms), 100_000):
-            hashes, offsets = gram_hashes(norms.slice(start, 100_000), self.n, empty_gram=False)
+        for start in range(0, len(norms), SCREEN_ROWS):
+            chunk = norms.slice(start, SCREEN_ROWS)
+            hashes, offsets = gram_hashes(chunk, self.n, empty_gram=False)
             found = pl.Series(hashes).is_in(grams.implode()).to_numpy()
             hit = np.zeros(len(hashes) + 1, dtype=np.int64)
             np.cumsum(found, out=hit[1:])

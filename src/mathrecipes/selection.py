@@ -36,6 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -97,6 +98,9 @@ def read_pool(paths: Sequence[str | Path], columns: Sequence[str] = FIELDS) -> p
 def _keep(table: pa.Table, norms: pl.Series, mask: Any) -> tuple[pa.Table, pl.Series]:
     mask = np.asarray(mask, dtype=bool)
     return table.filter(pa.array(mask)), norms.filter(pl.Series(mask))
+
+
+_THREADS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decontam-screen")
 
 
 class _Clock:
@@ -228,7 +232,13 @@ def select_recipe(
                     drop(ids[k], "dedup", "same normalized problem text", first_id[k])
                 table, norms = _keep(table, norms, first)
         clock.lap("exact dedup")
+        # decontamination's screen (numpy and polars, which let go of the GIL) runs in a thread
+        # beside near dedup: the second core; the rows near dedup removes are dropped from it
+        screen = None
+        if index is not None and table.num_rows:
+            screen = _THREADS.submit(index.candidates, norms)
         near_dups = 0
+        kept_by_near = None
         if near_on:
             found_near = near_duplicates_of(
                 table["id"].to_pylist(),
@@ -244,13 +254,14 @@ def select_recipe(
                 drop(d.row_id, "near_dedup", f"minhash jaccard {d.jaccard:.3f}", d.duplicate_of)
                 gone.add(d.row_id)
             if gone:
-                keep_mask = ~np.asarray(pc.is_in(table["id"], pa.array(sorted(gone))))
-                table, norms = _keep(table, norms, keep_mask)
+                kept_by_near = ~np.asarray(pc.is_in(table["id"], pa.array(sorted(gone))))
+                table, norms = _keep(table, norms, kept_by_near)
         clock.lap("near dedup")
         contaminated = 0
-        if index is not None and table.num_rows:
+        if screen is not None:
             clean = np.ones(table.num_rows, dtype=bool)
-            suspects = np.flatnonzero(index.candidates(norms))
+            mask = screen.result()
+            suspects = np.flatnonzero(mask if kept_by_near is None else mask[kept_by_near])
             sub = table.select(["id", "problem"]).take(pa.array(suspects)).to_pylist()
             sub_norms = norms.gather(pl.Series(suspects)).to_list()
             for k, r, norm in zip(suspects.tolist(), sub, sub_norms, strict=True):
