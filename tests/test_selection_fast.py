@@ -20,7 +20,7 @@ import pytest
 from datasketch import MinHash
 
 from mathrecipes.decontam import BenchmarkIndex
-from mathrecipes.minhash import digest_chunk
+from mathrecipes.minhash import digest_chunk, signatures
 from mathrecipes.neardup import MINHASH_SEED, near_duplicates, near_duplicates_of, shingles
 from mathrecipes.records import write_records
 from mathrecipes.selection import select_recipe
@@ -170,3 +170,19 @@ def test_near_dedup_is_datasketchs_rule_and_agrees_with_its_result(real_pool, tm
     # and the selection uses near_duplicates_of
     removed, _, _ = _select(tmp_path, real_pool[0], real_pool[1], near=True)
     assert {r["train_id"] for r in removed if r["stage"] == "near_dedup"} == n
+
+
+def test_signature_workers_give_the_signatures_of_one_process(real_pool):
+    _, _, rows = real_pool
+    norms = normalize_series([r["problem"] for r in rows[:900]])
+
+    def chunks():
+        for start in range(0, 900, 300):
+            yield gram_hashes(norms.slice(start, 300), 5, empty_gram=True)
+
+    one = signatures(chunks(), 900, 128, workers=1)
+    two = signatures(chunks(), 900, 128, workers=2, min_rows_per_worker=0)
+    assert one.shape == (900, 128) and (one == two).all()
+    # a row's signature does not depend on the rows digested with it
+    hashes, offsets = gram_hashes(norms.slice(0, 1), 5, empty_gram=True)
+    assert (digest_chunk(hashes, offsets, 128)[0] == one[0]).all()
