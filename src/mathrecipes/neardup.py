@@ -38,7 +38,7 @@ from mathrecipes import minhash
 from mathrecipes.config import RowFilters
 from mathrecipes.minhash import MINHASH_SEED
 from mathrecipes.records import loads_meta
-from mathrecipes.textnorm import gram_hashes, normalize
+from mathrecipes.textnorm import gram_hash_chunks, normalize
 
 CHUNK_ROWS = 50_000  # rows hashed at once by near_duplicates_of (bounds the working memory)
 
@@ -138,10 +138,7 @@ def near_duplicates_of(
         perms = r * -(-num_perm // r)
         flagged = _colliding_rows(norms, ngram=ngram, perms=perms, r=r)
         subset = norms.gather(flagged)
-        chunks = (
-            gram_hashes(subset.slice(start, CHUNK_ROWS), ngram, empty_gram=True)
-            for start in range(0, len(subset), CHUNK_ROWS)
-        )
+        chunks = gram_hash_chunks(subset, ngram, empty_gram=True, rows=CHUNK_ROWS)
         sigs = minhash.signatures(chunks, len(subset), perms, workers=workers)[:, :num_perm]
         ids = [ids[k] for k in flagged.tolist()]
     sigs = np.asarray(sigs)
@@ -173,8 +170,8 @@ def _colliding_rows(norms: Any, *, ngram: int, perms: int, r: int) -> Any:
 
     index = RMinHashLSH(0.5, perms, perms // r)
     matrices = []
-    for start in range(0, len(norms), CHUNK_ROWS):
-        hashes, offsets = gram_hashes(norms.slice(start, CHUNK_ROWS), ngram, empty_gram=True)
+    chunks = gram_hash_chunks(norms, ngram, empty_gram=True, rows=CHUNK_ROWS)
+    for start, (hashes, offsets) in zip(range(0, len(norms), CHUNK_ROWS), chunks, strict=True):
         matrix = RMinHash.digest_matrix_from_flat_token_hashes(
             hashes, offsets.astype(np.uint64), num_perm=perms, seed=MINHASH_SEED
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
@@ -106,6 +107,27 @@ def gram_hashes(norms: Any, n: int, *, empty_gram: bool) -> tuple[Any, Any]:
         )
         out[~long_slot] = whole.astype(np.uint64)
     return out, offsets
+
+
+def gram_hash_chunks(
+    norms: Any, n: int, *, empty_gram: bool, rows: int, ahead: int = 1
+) -> Iterator[tuple[Any, Any]]:
+    """:func:`gram_hashes` of ``norms`` ``rows`` texts at a time, in order; the next ``ahead``
+    chunks are hashed in a background thread while the caller works on this one (polars and
+    numpy let go of the GIL: the second core)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = range(0, len(norms), rows)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gram-hashes") as pool:
+        pending = []
+        for start in starts:
+            pending.append(
+                pool.submit(gram_hashes, norms.slice(start, rows), n, empty_gram=empty_gram)
+            )
+            if len(pending) > ahead:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
 
 
 def _mix(x: Any) -> Any:
