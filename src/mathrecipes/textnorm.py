@@ -28,6 +28,7 @@ def ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
 
 _ASCII_NON_WORD = r"[^a-z0-9_]+"
 _NON_ASCII = r"[^\x00-\x7f]"
+_HALF_MIN = 50_000  # normalize_series splits a longer series in two threads
 _PRIME = 0x100000001B3  # FNV-64 prime: the multiplier of the polynomial over word hashes
 _WORD_SEED = 0x5EED
 _SHORT_TAG = 0x9E3779B97F4A7C15  # tells the hash of a short text whole from an n-gram's
@@ -42,6 +43,19 @@ def normalize_series(texts: Any) -> Any:
     import polars as pl
 
     s = texts if isinstance(texts, pl.Series) else pl.Series(texts, dtype=pl.String)
+    if len(s) > 2 * _HALF_MIN:  # two halves in two threads (polars lets go of the GIL)
+        from concurrent.futures import ThreadPoolExecutor
+
+        half = len(s) // 2
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            a, b = pool.map(_normalize_series, (s.slice(0, half), s.slice(half)))
+        return pl.concat([a, b], rechunk=True)
+    return _normalize_series(s)
+
+
+def _normalize_series(s: Any) -> Any:
+    import polars as pl
+
     fast = s.str.to_lowercase().str.replace_all(_ASCII_NON_WORD, " ").str.strip_chars(" ")
     other = s.str.contains(_NON_ASCII).fill_null(False)
     if other.any():
