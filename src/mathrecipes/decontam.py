@@ -31,7 +31,7 @@ from typing import Any
 from mathrecipes.textnorm import gram_hashes, ngrams, normalize
 
 KINDS = ("verbatim", "normalized", "ngram")
-SCREEN_ROWS = 50_000  # rows hashed at once by BenchmarkIndex.candidates (bounds its memory)
+SCREEN_ROWS = 25_000  # rows hashed at once by BenchmarkIndex.candidates (bounds its memory)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from mathrecipes.minhash import MINHASH_SEED
 from mathrecipes.records import loads_meta
 from mathrecipes.textnorm import gram_hash_chunks, normalize
 
-CHUNK_ROWS = 50_000  # rows hashed at once by near_duplicates_of (bounds the working memory)
+CHUNK_ROWS = 25_000  # rows hashed at once by near_duplicates_of (bounds the working memory)
 
 
 def shingles(text: str, ngram: int) -> list[bytes]:

@@ -333,18 +333,21 @@ def select_recipe(
     q = quotas(total, weights)
     selected: list[pa.Table] = []
     selected_norms: list[pl.Series] = []
+    positions: list[np.ndarray] = []
     for i, (stats, k) in enumerate(zip(parts_stats, q, strict=True)):
         stats["quota"] = k
         pool = pools_rows[i]
         pools_rows[i] = None  # freed part by part
         take = pool.order[:k]
         selected_norms.append(pool.norms.gather(pl.Series(take)))
-        positions = np.sort(pool.table["_pos"].to_numpy()[take])
+        positions.append(np.sort(pool.table["_pos"].to_numpy()[take]))
         del pool
-        # whole rows of the selected positions (in id order: the pool is read in id order)
-        selected.append(read_pool(pools[stats["from"]]).take(pa.array(positions)))
-    all_norms = pl.concat(selected_norms)
+    all_norms = pl.concat(selected_norms, rechunk=False)
     cross = len(all_norms) - all_norms.n_unique()
+    del all_norms, selected_norms  # before the whole rows are read
+    for stats, pos in zip(parts_stats, positions, strict=True):
+        # whole rows of the selected positions (in id order: the pool is read in id order)
+        selected.append(read_pool(pools[stats["from"]]).take(pa.array(pos)))
     train = pa.concat_tables(selected)
     del selected
     if len(spec.mix) > 1:

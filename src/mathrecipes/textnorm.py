@@ -49,7 +49,7 @@ def normalize_series(texts: Any) -> Any:
         half = len(s) // 2
         with ThreadPoolExecutor(max_workers=2) as pool:
             a, b = pool.map(_normalize_series, (s.slice(0, half), s.slice(half)))
-        return pl.concat([a, b], rechunk=True)
+        return pl.concat([a, b], rechunk=False)
     return _normalize_series(s)
 
 
