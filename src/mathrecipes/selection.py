@@ -216,6 +216,9 @@ def select_recipe(
             table = table.filter(pa.array(keep, pa.bool_()))
         clock.lap("read and filter")
         norms = normalize_series(table["problem"])
+        # the steps after this read the normalized text; decontamination reads the few
+        # suspects' problems back by position (the column is the pool's largest)
+        table = table.drop_columns(["problem"])
         clock.lap("normalize")
         dups = 0
         if spec.dedup:
@@ -262,7 +265,16 @@ def select_recipe(
             clean = np.ones(table.num_rows, dtype=bool)
             mask = screen.result()
             suspects = np.flatnonzero(mask if kept_by_near is None else mask[kept_by_near])
-            sub = table.select(["id", "problem"]).take(pa.array(suspects)).to_pylist()
+            positions = table["_pos"].take(pa.array(suspects))
+            problems = read_pool(pools[src], ["problem"])["problem"].take(positions)
+            sub = [
+                {"id": i, "problem": p}
+                for i, p in zip(
+                    table["id"].take(pa.array(suspects)).to_pylist(),
+                    problems.to_pylist(),
+                    strict=True,
+                )
+            ]
             sub_norms = norms.gather(pl.Series(suspects)).to_list()
             for k, r, norm in zip(suspects.tolist(), sub, sub_norms, strict=True):
                 found = index.matches(r["id"], r["problem"], norm)
@@ -303,6 +315,7 @@ def select_recipe(
             }
         )
 
+    table = norms = None  # the last part's, held in pools_rows until its rows are taken
     if all(p["weight"] is None for p in parts_stats):
         # no weights: the pools whole, i.e. shares in proportion to their sizes
         for p in parts_stats:
