@@ -365,7 +365,7 @@ def select_recipe(
     del selected
     if len(spec.mix) > 1:
         train = train.take(pc.sort_indices(train, [("id", "ascending")]))
-    write_table(train.combine_chunks(), out_train)
+    write_table(train, out_train)  # chunked as read: the row groups do not depend on it
     matches_out.sort(key=lambda m: (m["train_id"], m["benchmark"], m["benchmark_id"]))
     schema = pa.schema(
         [(f, pa.float64() if f == "overlap" else pa.string()) for f in CONTAM_FIELDS]
