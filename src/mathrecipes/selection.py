@@ -95,6 +95,25 @@ def read_pool(paths: Sequence[str | Path], columns: Sequence[str] = FIELDS) -> p
     return table.take(pc.sort_indices(table, [("id", "ascending")]))
 
 
+def _take_rows(paths: Sequence[str | Path], positions: np.ndarray) -> pa.Table:
+    """The whole rows at ``positions`` (sorted) of :func:`read_pool`'s table; from one file
+    already in id order, read a row group at a time (the pool is never held whole)."""
+    if len(paths) == 1:
+        ids = pq.read_table(paths[0], columns=["id"])["id"]
+        n = len(ids)
+        if n < 2 or pc.all(pc.less_equal(ids.slice(0, n - 1), ids.slice(1))).as_py():
+            del ids
+            parts, start = [], 0
+            for batch in pq.ParquetFile(paths[0]).iter_batches(columns=list(FIELDS)):
+                lo, hi = np.searchsorted(positions, [start, start + batch.num_rows])
+                if hi > lo:
+                    parts.append(batch.take(pa.array(positions[lo:hi] - start)))
+                start += batch.num_rows
+            schema = SCHEMA
+            return pa.Table.from_batches([b.cast(schema) for b in parts], schema=schema)
+    return read_pool(paths).take(pa.array(positions))
+
+
 def _keep(table: pa.Table, norms: pl.Series, mask: Any) -> tuple[pa.Table, pl.Series]:
     mask = np.asarray(mask, dtype=bool)
     return table.filter(pa.array(mask)), norms.filter(pl.Series(mask))
@@ -360,7 +379,7 @@ def select_recipe(
     del all_norms, selected_norms  # before the whole rows are read
     for stats, pos in zip(parts_stats, positions, strict=True):
         # whole rows of the selected positions (in id order: the pool is read in id order)
-        selected.append(read_pool(pools[stats["from"]]).take(pa.array(pos)))
+        selected.append(_take_rows(pools[stats["from"]], pos))
     train = pa.concat_tables(selected)
     del selected
     if len(spec.mix) > 1:
