@@ -77,6 +77,9 @@ TRACKED_PACKAGES = (
     "polars",
     "pyarrow",
     "snakemake",
+    # near dedup's signatures (selection): another version may draw other signatures
+    "rensa",
+    "datasketch",
 )
 
 
