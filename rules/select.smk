@@ -17,7 +17,8 @@ rule select_recipe:
         runtime_file("select_recipe", "{recipe}")
     conda:
         "../envs/data.yaml"
-    threads: 1
+    # polars' threads and near dedup's signature workers (mathrecipes.minhash)
+    threads: 2
     resources:
         mem_mb=per_attempt(8000),
         runtime=per_attempt(60),

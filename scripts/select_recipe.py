@@ -1,6 +1,11 @@
-from mathrecipes import runlog
-from mathrecipes.provenance import Manifest
-from mathrecipes.selection import select_recipe
+import os
+
+# polars sizes its thread pool when it is first imported: the job's threads, not the node's cores
+os.environ.setdefault("POLARS_MAX_THREADS", str(snakemake.threads))
+
+from mathrecipes import runlog  # noqa: E402
+from mathrecipes.provenance import Manifest  # noqa: E402
+from mathrecipes.selection import select_recipe  # noqa: E402
 
 runlog.start(snakemake.log[0])
 inputs = [*snakemake.input.pools, *snakemake.input.benchmarks]
@@ -14,6 +19,7 @@ with Manifest("select", inputs=inputs, params=snakemake.params.spec) as m:
         snakemake.output.stats,
         snakemake.output.contamination,
         snakemake.output.removed,
+        workers=snakemake.threads,
     )
     m.add(summary=stats)
     m.write(

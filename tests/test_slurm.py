@@ -46,7 +46,7 @@ TINY_JOBS = {
 # What each rule asks for under the tiny config (rules/*.smk, rules/common.smk): (cpus, mem_mb).
 TINY_REQUESTS = {
     "ingest_dataset": (1, 4000), "build_benchmark": (1, 2000), "synthesize_shard": (1, 4000),
-    "select_recipe": (1, 8000), "train_student": (1, 1000), "generate_answers": (1, 1000),
+    "select_recipe": (2, 8000), "train_student": (1, 1000), "generate_answers": (1, 1000),
     "score_likelihood": (1, 1000), "grade_generations": (1, 1500), "make_tables": (1, 2000),
 }  # fmt: skip
 

@@ -15,16 +15,23 @@ item it matches, with the strongest kind:
 
 Every match is reported (training id, benchmark, benchmark id, kind, overlap, evidence) and a
 training row with any match is removed from the pool.
+
+A large pool is screened first (:meth:`BenchmarkIndex.candidates`, vectorised): a row can match
+only if its normalized text is a benchmark's or it shares an n-gram with one (a verbatim match
+is a normalized one too), which 64-bit n-gram hashes find without a miss; only those rows go
+through :meth:`BenchmarkIndex.matches`, so the matches are the same as checking every row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from mathrecipes.textnorm import ngrams, normalize
+from mathrecipes.textnorm import gram_hashes, ngrams, normalize
 
 KINDS = ("verbatim", "normalized", "ngram")
+SCREEN_ROWS = 25_000  # rows hashed at once by BenchmarkIndex.candidates (bounds its memory)
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,35 @@ class BenchmarkIndex:
                 for g in grams:
                     self.grams.setdefault(g, []).append(k)
             self.sizes[bench] = count
+        self._screen: tuple[Any, Any] | None = None
 
-    def matches(self, row_id: str, problem: str) -> list[Match]:
+    def candidates(self, norms: Any) -> Any:
+        """A numpy bool mask over normalized texts ``norms`` (a polars Series,
+        :func:`mathrecipes.textnorm.normalize_series`): True where :meth:`matches` may find
+        something (the text is a benchmark's normalized text, or shares an n-gram hash with
+        one); False rows have no match."""
+        import numpy as np
+        import polars as pl
+
+        if self._screen is None:
+            bench_norms = pl.Series(list(self.normalized), dtype=pl.String)
+            hashes, _ = gram_hashes(bench_norms, self.n, empty_gram=False)
+            self._screen = (pl.Series(np.unique(hashes)), bench_norms)
+        grams, bench_norms = self._screen
+        out = norms.is_in(bench_norms.implode()).to_numpy().copy()
+        if not len(grams):
+            return out
+        for start in range(0, len(norms), SCREEN_ROWS):
+            chunk = norms.slice(start, SCREEN_ROWS)
+            hashes, offsets = gram_hashes(chunk, self.n, empty_gram=False)
+            found = pl.Series(hashes).is_in(grams.implode()).to_numpy()
+            hit = np.zeros(len(hashes) + 1, dtype=np.int64)
+            np.cumsum(found, out=hit[1:])
+            out[start : start + len(offsets) - 1] |= hit[offsets[1:]] > hit[offsets[:-1]]
+        return out
+
+    def matches(self, row_id: str, problem: str, norm: str | None = None) -> list[Match]:
+        """The matches of one training problem; ``norm``: its :func:`normalize`, if known."""
         found: dict[int, Match] = {}
 
         def add(k: int, kind: str, overlap: float, evidence: str) -> None:
@@ -91,7 +125,8 @@ class BenchmarkIndex:
 
         for k in self.verbatim.get(verbatim_key(problem), ()):
             add(k, "verbatim", 1.0, verbatim_key(problem)[:200])
-        norm = normalize(problem)
+        if norm is None:
+            norm = normalize(problem)
         for k in self.normalized.get(norm, ()):
             add(k, "normalized", 1.0, norm[:200])
         grams = gram_set(norm, self.n)

@@ -40,7 +40,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "teacher_local": ("decoding", "training/data.py"),
     # the failures of a weakness entry and their nearest neighbours in its pool
     "weakness_seeds": ("embedding.py", "synthesis/weakness.py"),
-    "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py"),
+    "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py", "minhash.py"),
     "train": ("training", "prompting.py"),
     "generate": ("generation.py", "decoding", "prompting.py", "resumable.py"),
     # the likelihood of the benchmarks' reference solutions: the checkpoint's forward on the
@@ -77,6 +77,9 @@ TRACKED_PACKAGES = (
     "polars",
     "pyarrow",
     "snakemake",
+    # near dedup's signatures (selection): another version may draw other signatures
+    "rensa",
+    "datasketch",
 )
 
 

@@ -34,24 +34,23 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mathrecipes.config import RecipeSpec
 from mathrecipes.decontam import BenchmarkIndex
-from mathrecipes.neardup import filter_reason, near_duplicates
-from mathrecipes.records import (
-    NO_ANSWER,
-    has_answer,
-    read_many,
-    read_records,
-    write_records,
-    write_table,
-)
-from mathrecipes.textnorm import normalize
+from mathrecipes.neardup import filter_reason, near_duplicates_of
+from mathrecipes.records import FIELDS, NO_ANSWER, SCHEMA, RecordError, read_records, write_table
+from mathrecipes.textnorm import normalize_series
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,85 @@ REMOVED_FIELDS = ("train_id", "part", "stage", "reason", "duplicate_of")
 
 class SelectionError(ValueError):
     pass
+
+
+class _Pool(NamedTuple):
+    """One part after dedup and decontamination: its rows (in id order; the columns the steps
+    read and ``_pos``, the row's position in the pool), their normalized problems, and the row
+    indices in rank order."""
+
+    table: pa.Table
+    norms: pl.Series
+    order: np.ndarray
+
+
+def read_pool(paths: Sequence[str | Path], columns: Sequence[str] = FIELDS) -> pa.Table:
+    """``columns`` (canonical fields) of a pool's parquet files as one arrow table in id order
+    (a stable sort: rows with the same id keep their file order), not as Python rows. The same
+    files give the same order whatever the columns (selection reads the text columns first and
+    the whole rows of the selected positions at the end)."""
+    tables = []
+    columns = list(dict.fromkeys(["id", *columns]))
+    for path in paths:
+        names = pq.read_schema(path).names
+        missing = [f for f in FIELDS if f not in names]
+        if missing:
+            raise RecordError(f"{path}: not a canonical record file, missing column(s) {missing}")
+        schema = pa.schema([SCHEMA.field(c) for c in columns])
+        tables.append(pq.read_table(path, columns=columns).cast(schema))
+    if not tables:
+        return pa.schema([SCHEMA.field(c) for c in columns]).empty_table()
+    table = pa.concat_tables(tables)
+    ids = table["id"]
+    if len(ids) < 2 or pc.all(pc.less_equal(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
+        return table  # already in id order (an ingested file usually is): no second copy
+    return table.take(pc.sort_indices(table, [("id", "ascending")]))
+
+
+def _take_rows(paths: Sequence[str | Path], positions: np.ndarray) -> pa.Table:
+    """The whole rows at ``positions`` (sorted) of :func:`read_pool`'s table; from one file
+    already in id order, read a row group at a time (the pool is never held whole)."""
+    if len(paths) == 1:
+        ids = pq.read_table(paths[0], columns=["id"])["id"]
+        n = len(ids)
+        if n < 2 or pc.all(pc.less_equal(ids.slice(0, n - 1), ids.slice(1))).as_py():
+            del ids
+            parts, start = [], 0
+            for batch in pq.ParquetFile(paths[0]).iter_batches(columns=list(FIELDS)):
+                lo, hi = np.searchsorted(positions, [start, start + batch.num_rows])
+                if hi > lo:
+                    parts.append(batch.take(pa.array(positions[lo:hi] - start)))
+                start += batch.num_rows
+            schema = SCHEMA
+            return pa.Table.from_batches([b.cast(schema) for b in parts], schema=schema)
+    return read_pool(paths).take(pa.array(positions))
+
+
+def _keep(table: pa.Table, norms: pl.Series, mask: Any) -> tuple[pa.Table, pl.Series]:
+    mask = np.asarray(mask, dtype=bool)
+    return table.filter(pa.array(mask)), norms.filter(pl.Series(mask))
+
+
+_THREADS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decontam-screen")
+
+
+class _Clock:
+    """Seconds per step and the peak memory so far, for the log."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.laps: list[str] = []
+
+    def lap(self, what: str) -> None:
+        import resource
+
+        now = time.perf_counter()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+        self.laps.append(f"{what} {now - self.t:.1f} s (peak {peak:.2f} GB)")
+        self.t = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps)
 
 
 def rank_key(seed: int, row_id: str) -> bytes:
@@ -88,9 +166,13 @@ def select_recipe(
     out_stats: str | Path,
     out_contamination: str | Path,
     out_removed: str | Path | None = None,
+    *,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Build ``recipes.<name>`` (``spec``: a :class:`~mathrecipes.config.RecipeSpec` or a mapping
-    for one); ``pools`` maps each mix part's ``from`` to its parquet files."""
+    for one); ``pools`` maps each mix part's ``from`` to its parquet files. ``workers``: the
+    processes that compute near dedup's signatures (the job's threads; polars uses its own
+    thread pool, ``POLARS_MAX_THREADS``). The log gives each step's seconds."""
     spec = RecipeSpec.model_validate(spec)
     seed = spec.seed
     decon = spec.decontaminate
@@ -109,29 +191,31 @@ def select_recipe(
     near = spec.near_dedup
     near_on = near.enabled
     parts_stats: list[dict[str, Any]] = []
-    pools_rows: list[list[dict[str, str]]] = []
+    pools_rows: list[_Pool | None] = []
     matches_out: list[dict[str, str]] = []
     removed_out: list[dict[str, str]] = []
     for i, part in enumerate(spec.mix):
         src = part.from_
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
-        rows = sorted(read_many(pools[src]), key=lambda r: r["id"])
-        answerless = sum(not has_answer(r) for r in rows)
+        clock = _Clock()
+        # the columns the steps read, and each row's position for taking whole rows at the end
+        used = ["id", "problem", "answer_type"] + (["solution", "meta"] if filters else [])
+        table = read_pool(pools[src], used)
+        table = table.append_column("_pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+        answerless = pc.sum(pc.equal(table["answer_type"], NO_ANSWER)).as_py() or 0
         if answerless:  # the config refuses such a pool; files made by hand are refused here
             raise SelectionError(
                 f"recipes.{name}.mix.{i}.from: {src!r} has {answerless} row(s) without a gold "
                 f"answer (answer_type {NO_ANSWER!r}: raw text); only rewrite / extract read them"
             )
-        gathered = len(rows)
+        gathered = table.num_rows
 
-        def drop(
-            row_id: str, stage: str, reason: str, duplicate_of: str = "", part: str = src
-        ) -> None:
+        def drop(row_id: str, stage: str, reason: str, duplicate_of: str = "") -> None:
             removed_out.append(
                 {
                     "train_id": row_id,
-                    "part": part,
+                    "part": src,  # noqa: B023 (called within this iteration only)
                     "stage": stage,
                     "reason": reason,
                     "duplicate_of": duplicate_of,
@@ -140,48 +224,82 @@ def select_recipe(
 
         filtered: dict[str, int] = {}
         if filters:
-            passing = []
-            for r in rows:
+            keep = []
+            for r in table.select(["id", "problem", "solution", "answer_type", "meta"]).to_pylist():
                 why = filter_reason(r, spec.filters)
-                if why is None:
-                    passing.append(r)
-                    continue
-                kind = why.split(":")[0]
-                filtered[kind] = filtered.get(kind, 0) + 1
-                drop(r["id"], "filter", why)
-            rows = passing
+                keep.append(why is None)
+                if why is not None:
+                    kind = why.split(":")[0]
+                    filtered[kind] = filtered.get(kind, 0) + 1
+                    drop(r["id"], "filter", why)
+            table = table.filter(pa.array(keep, pa.bool_()))
+        clock.lap("read and filter")
+        norms = normalize_series(table["problem"])
+        # the steps after this read the normalized text; decontamination reads the few
+        # suspects' problems back by position (the column is the pool's largest)
+        table = table.drop_columns(["problem"])
+        clock.lap("normalize")
         dups = 0
         if spec.dedup:
-            seen: dict[str, str] = {}
-            unique = []
-            for r in rows:
-                key = normalize(r["problem"])
-                if key in seen:
-                    dups += 1
-                    drop(r["id"], "dedup", "same normalized problem text", seen[key])
-                    continue
-                seen[key] = r["id"]
-                unique.append(r)
-            rows = unique
+            first = norms.is_first_distinct().to_numpy()
+            dups = int((~first).sum())
+            if dups:
+                ids = pl.Series(table["id"])
+                first_id = (
+                    pl.DataFrame({"id": ids, "norm": norms})
+                    .select(pl.col("id").first().over("norm"))
+                    .to_series()
+                )
+                for k in np.flatnonzero(~first).tolist():
+                    drop(ids[k], "dedup", "same normalized problem text", first_id[k])
+                table, norms = _keep(table, norms, first)
+        clock.lap("exact dedup")
+        # decontamination's screen (numpy and polars, which let go of the GIL) runs in a thread
+        # beside near dedup: the second core; the rows near dedup removes are dropped from it
+        screen = None
+        if index is not None and table.num_rows:
+            screen = _THREADS.submit(index.candidates, norms)
         near_dups = 0
+        kept_by_near = None
         if near_on:
-            rows, found_near = near_duplicates(
-                rows,
+            found_near = near_duplicates_of(
+                table["id"].to_pylist(),
+                norms,
                 threshold=near.threshold,
                 num_perm=near.num_perm,
                 ngram=near.ngram,
+                workers=workers,
             )
-            rows = list(rows)
             near_dups = len(found_near)
+            gone = set()
             for d in found_near:
                 drop(d.row_id, "near_dedup", f"minhash jaccard {d.jaccard:.3f}", d.duplicate_of)
+                gone.add(d.row_id)
+            if gone:
+                kept_by_near = ~np.asarray(pc.is_in(table["id"], pa.array(sorted(gone))))
+                table, norms = _keep(table, norms, kept_by_near)
+        clock.lap("near dedup")
         contaminated = 0
-        if index is not None:
-            clean = []
-            for r in rows:
-                found = index.matches(r["id"], r["problem"])
+        if screen is not None:
+            clean = np.ones(table.num_rows, dtype=bool)
+            mask = screen.result()
+            suspects = np.flatnonzero(mask if kept_by_near is None else mask[kept_by_near])
+            positions = table["_pos"].take(pa.array(suspects))
+            problems = read_pool(pools[src], ["problem"])["problem"].take(positions)
+            sub = [
+                {"id": i, "problem": p}
+                for i, p in zip(
+                    table["id"].take(pa.array(suspects)).to_pylist(),
+                    problems.to_pylist(),
+                    strict=True,
+                )
+            ]
+            sub_norms = norms.gather(pl.Series(suspects)).to_list()
+            for k, r, norm in zip(suspects.tolist(), sub, sub_norms, strict=True):
+                found = index.matches(r["id"], r["problem"], norm)
                 if found:
                     contaminated += 1
+                    clean[k] = False
                     for m in found:
                         matches_out.append(
                             {
@@ -194,11 +312,15 @@ def select_recipe(
                                 "evidence": m.evidence,
                             }
                         )
-                    continue
-                clean.append(r)
-            rows = clean
-        rows.sort(key=lambda r: rank_key(seed, r["id"]))
-        pools_rows.append(rows)
+            if contaminated:
+                table, norms = _keep(table, norms, clean)
+        clock.lap("decontaminate")
+        keys = [rank_key(seed, rid) for rid in table["id"].to_pylist()]
+        order = sorted(range(table.num_rows), key=keys.__getitem__)
+        del keys
+        pools_rows.append(_Pool(table, norms, np.array(order, dtype=np.int64)))
+        clock.lap("rank")
+        log.info("recipe %s, %s (%d rows): %s", name, src, gathered, clock)
         parts_stats.append(
             {
                 "from": src,
@@ -208,10 +330,11 @@ def select_recipe(
                 "duplicates_removed": dups,
                 "near_duplicates_removed": near_dups,
                 "contaminated_removed": contaminated,
-                "pool": len(rows),
+                "pool": table.num_rows,
             }
         )
 
+    table = norms = None  # the last part's, held in pools_rows until its rows are taken
     if all(p["weight"] is None for p in parts_stats):
         # no weights: the pools whole, i.e. shares in proportion to their sizes
         for p in parts_stats:
@@ -240,19 +363,28 @@ def select_recipe(
     if total <= 0:
         raise SelectionError(f"recipes.{name}.volume: selects no rows (pools allow {t_max})")
     q = quotas(total, weights)
-    selected: list[dict[str, str]] = []
-    for stats, rows, k in zip(parts_stats, pools_rows, q, strict=True):
+    selected: list[pa.Table] = []
+    selected_norms: list[pl.Series] = []
+    positions: list[np.ndarray] = []
+    for i, (stats, k) in enumerate(zip(parts_stats, q, strict=True)):
         stats["quota"] = k
-        selected.extend(rows[:k])
-
-    by_problem: dict[str, int] = {}
-    for r in selected:
-        key = normalize(r["problem"])
-        by_problem[key] = by_problem.get(key, 0) + 1
-    cross = sum(c - 1 for c in by_problem.values() if c > 1)
-
-    selected.sort(key=lambda r: r["id"])
-    write_records(selected, out_train)
+        pool = pools_rows[i]
+        pools_rows[i] = None  # freed part by part
+        take = pool.order[:k]
+        selected_norms.append(pool.norms.gather(pl.Series(take)))
+        positions.append(np.sort(pool.table["_pos"].to_numpy()[take]))
+        del pool
+    all_norms = pl.concat(selected_norms, rechunk=False)
+    cross = len(all_norms) - all_norms.n_unique()
+    del all_norms, selected_norms  # before the whole rows are read
+    for stats, pos in zip(parts_stats, positions, strict=True):
+        # whole rows of the selected positions (in id order: the pool is read in id order)
+        selected.append(_take_rows(pools[stats["from"]], pos))
+    train = pa.concat_tables(selected)
+    del selected
+    if len(spec.mix) > 1:
+        train = train.take(pc.sort_indices(train, [("id", "ascending")]))
+    write_table(train, out_train)  # chunked as read: the row groups do not depend on it
     matches_out.sort(key=lambda m: (m["train_id"], m["benchmark"], m["benchmark_id"]))
     schema = pa.schema(
         [(f, pa.float64() if f == "overlap" else pa.string()) for f in CONTAM_FIELDS]
@@ -273,7 +405,7 @@ def select_recipe(
     stats = {
         "recipe": name,
         "seed": seed,
-        "examples": len(selected),
+        "examples": train.num_rows,
         "volume": volume,
         "max_total": t_max,
         "parts": parts_stats,
@@ -292,5 +424,5 @@ def select_recipe(
     }
     Path(out_stats).parent.mkdir(parents=True, exist_ok=True)
     Path(out_stats).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    log.info("recipe %s: %d examples", name, len(selected))
+    log.info("recipe %s: %d examples", name, train.num_rows)
     return stats
