@@ -17,11 +17,11 @@ rule probe_answers:
         runtime_file("probe_answers", PROBING)
     conda:
         "../envs/train.yaml"
-    threads: student_threads
+    threads: student_resource("cpus")
     resources:
-        gpu=student_gpus,
-        cpus_per_gpu=student_cpus_per_gpu,
-        mem_mb=student_mem_mb,
+        gpu=student_resource("gpus"),
+        cpus_per_gpu=student_cpus_per_gpu(),
+        mem_mb=student_mem_mb(),
         runtime=generate_runtime,
     params:
         spec=generation_spec,
@@ -45,9 +45,9 @@ rule probe_grades:
         runtime_file("probe_grades", PROBING)
     conda:
         "../envs/grade.yaml"
-    threads: grade_threads
+    threads: grade_threads()
     resources:
-        mem_mb=grade_mem_mb,
+        mem_mb=grade_mem_mb(),
         runtime=grade_runtime,
     params:
         spec=grading_spec,
