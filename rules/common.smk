@@ -1,12 +1,14 @@
 # Validation, wildcard constraints, the path scheme and the input / params / resources functions.
 # Every config value a job depends on reaches it through params: as a function of wildcards only,
 # together with a narrow code fingerprint of the package modules of its stage (see ARCHITECTURE).
+import functools
 import itertools
 import math
 import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.iocontainers import Wildcards
 
 from mathrecipes.config import (
     REFERENCE_STUDENT,
@@ -174,8 +176,16 @@ def generation_spec(wildcards):
     """The benchmark's effective generation settings (generation.benchmarks.<name> in place of
     generation's own; a weakness probe gets generation's own) and, when not the default, the
     prompt (eval_prompt_spec)."""
-    spec = CFG.generation.job_spec(wildcards.get("benchmark") or "")
-    prompt = eval_prompt_spec(wildcards)
+    return _generation_spec(wildcards.student, wildcards.get("benchmark") or "")
+
+
+@functools.cache
+def _generation_spec(student, benchmark):
+    """generation_spec, made once per student and benchmark (the same dict for the jobs of
+    every recipe and seed: Snakemake does not change a job's params)."""
+    spec = CFG.generation.job_spec(benchmark)
+    wildcards = {"student": student, "benchmark": benchmark}
+    prompt = eval_prompt_spec(Wildcards(fromdict=wildcards))
     if prompt:
         spec["prompt"] = prompt
     return spec
@@ -259,10 +269,15 @@ def synth_fingerprint():
 
 def pool_files(name):
     """The parquet files of a dataset or of every shard of a synthesis entry."""
+    return list(_pool_files(name))
+
+
+@functools.cache
+def _pool_files(name):
     if name in CFG.datasets:
-        return expand(f"{DATASET}.parquet", dataset=name)
+        return tuple(expand(f"{DATASET}.parquet", dataset=name))
     shards = range(CFG.synthesis[name].shards)
-    return expand(f"{SYNTH_SHARD}.parquet", synth=name, shard=shards)
+    return tuple(expand(f"{SYNTH_SHARD}.parquet", synth=name, shard=shards))
 
 
 def synth_lineage(name):
@@ -279,10 +294,15 @@ def synth_lineage(name):
 
 
 def recipe_synth_files(recipe):
+    return list(_recipe_synth_files(recipe))
+
+
+@functools.cache
+def _recipe_synth_files(recipe):
     files = []
     for part in CFG.recipes[recipe].mix:
         files.extend(synth_lineage(part.from_))
-    return files
+    return tuple(files)
 
 
 def recipe_benchmarks(recipe):
