@@ -222,6 +222,31 @@ def grading_spec(wildcards):
     return CFG.grading.settings_for(wildcards.get("benchmark") or "")
 
 
+def uniform_or(values, lookup):
+    """The one value of ``values`` when all are the same (a value, not a function for Snakemake
+    to call per job), else ``lookup`` (a function of the wildcards)."""
+    first = next(iter(values.values()))
+    if all(repr(v) == repr(first) for v in values.values()):
+        return first
+    return lookup
+
+
+def grading_params():
+    """grading_spec as the param of the grading jobs (the students', the references', the
+    probes'): the benchmarks' settings and the default policy, made once."""
+    values = {b: CFG.grading.settings_for(b) for b in [*CFG.benchmarks, ""]}
+    return uniform_or(values, lambda w: values[w.get("benchmark") or ""])
+
+
+def generation_params():
+    """generation_spec as the param of the generation and probe jobs, made once per student
+    and benchmark (a probe: "")."""
+    values = {
+        (s, b): _generation_spec(s, b) for s in CFG.students for b in [*CFG.benchmarks, ""]
+    }
+    return uniform_or(values, generation_spec)
+
+
 # Many jobs, few distinct values: a param or resource that is the same for every job of a rule
 # is given as the value itself, and one that depends on a wildcard as a lookup in a dict made
 # once when the workflow loads. Snakemake calls a function once per job and value (a dry run of

@@ -22,7 +22,7 @@ rule generate_answers:
         mem_mb=student_mem_mb(),
         runtime=generate_runtime,
     params:
-        spec=generation_spec,
+        spec=generation_params(),
         code=fingerprint("generate"),
         # finished batches of a preempted or killed attempt; a rerun resumes from them
         resume_dir=resume_folder("generate", EVALUATION),

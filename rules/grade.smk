@@ -21,7 +21,7 @@ rule grade_generations:
         mem_mb=grade_mem_mb(),
         runtime=grade_runtime,
     params:
-        spec=grading_spec,
+        spec=grading_params(),
         code=fingerprint("grade"),
     script:
         "../scripts/grade_generations.py"

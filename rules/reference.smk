@@ -56,7 +56,7 @@ rule grade_reference:
         mem_mb=grade_mem_mb(),
         runtime=grade_runtime,
     params:
-        spec=grading_spec,
+        spec=grading_params(),
         code=fingerprint("grade"),
     script:
         "../scripts/grade_reference.py"

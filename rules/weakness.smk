@@ -24,7 +24,7 @@ rule probe_answers:
         mem_mb=student_mem_mb(),
         runtime=generate_runtime,
     params:
-        spec=generation_spec,
+        spec=generation_params(),
         code=fingerprint("generate"),
         resume_dir=resume_folder("probe", PROBING),
     script:
@@ -50,7 +50,7 @@ rule probe_grades:
         mem_mb=grade_mem_mb(),
         runtime=grade_runtime,
     params:
-        spec=grading_spec,
+        spec=grading_params(),
         code=fingerprint("grade"),
     script:
         "../scripts/grade_generations.py"
