@@ -242,7 +242,9 @@ def generation_params():
     """generation_spec as the param of the generation and probe jobs, made once per student
     and benchmark (a probe: "")."""
     values = {
-        (s, b): _generation_spec(s, b) for s in CFG.students for b in [*CFG.benchmarks, ""]
+        (s, b): _generation_spec(s, b)
+        for s in CFG.students
+        for b in [*CFG.benchmarks, ""]
     }
     return uniform_or(values, generation_spec)
 
