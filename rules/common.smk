@@ -1,12 +1,14 @@
 # Validation, wildcard constraints, the path scheme and the input / params / resources functions.
 # Every config value a job depends on reaches it through params: as a function of wildcards only,
 # together with a narrow code fingerprint of the package modules of its stage (see ARCHITECTURE).
+import functools
 import itertools
 import math
 import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.iocontainers import Wildcards
 
 from mathrecipes.config import (
     REFERENCE_STUDENT,
@@ -122,7 +124,7 @@ def benchmark_spec(wildcards):
 def synth_spec(wildcards):
     """The entry's spec without the operational settings of its teacher and judge (how an
     openai server is reached, what an hf or vllm model's job asks the scheduler for: they do
-    not change the answers); those travel as resources (synth_teacher_setting, synth_gpus...).
+    not change the answers); those travel as resources (synth_teacher_setting, synth_resource...).
     """
     spec = plain(CFG.synthesis[wildcards.synth])
     for role in ROLES:  # the teacher, and the judge of the judged methods
@@ -174,8 +176,16 @@ def generation_spec(wildcards):
     """The benchmark's effective generation settings (generation.benchmarks.<name> in place of
     generation's own; a weakness probe gets generation's own) and, when not the default, the
     prompt (eval_prompt_spec)."""
-    spec = CFG.generation.job_spec(wildcards.get("benchmark") or "")
-    prompt = eval_prompt_spec(wildcards)
+    return _generation_spec(wildcards.student, wildcards.get("benchmark") or "")
+
+
+@functools.cache
+def _generation_spec(student, benchmark):
+    """generation_spec, made once per student and benchmark (the same dict for the jobs of
+    every recipe and seed: Snakemake does not change a job's params)."""
+    spec = CFG.generation.job_spec(benchmark)
+    wildcards = {"student": student, "benchmark": benchmark}
+    prompt = eval_prompt_spec(Wildcards(fromdict=wildcards))
     if prompt:
         spec["prompt"] = prompt
     return spec
@@ -212,9 +222,60 @@ def grading_spec(wildcards):
     return CFG.grading.settings_for(wildcards.get("benchmark") or "")
 
 
+def uniform_or(values, lookup):
+    """The one value of ``values`` when all are the same (a value, not a function for Snakemake
+    to call per job), else ``lookup`` (a function of the wildcards)."""
+    first = next(iter(values.values()))
+    if all(repr(v) == repr(first) for v in values.values()):
+        return first
+    return lookup
+
+
+def grading_params():
+    """grading_spec as the param of the grading jobs (the students', the references', the
+    probes'): the benchmarks' settings and the default policy, made once."""
+    values = {b: CFG.grading.settings_for(b) for b in [*CFG.benchmarks, ""]}
+    return uniform_or(values, lambda w: values[w.get("benchmark") or ""])
+
+
+def generation_params():
+    """generation_spec as the param of the generation and probe jobs, made once per student
+    and benchmark (a probe: "")."""
+    values = {
+        (s, b): _generation_spec(s, b)
+        for s in CFG.students
+        for b in [*CFG.benchmarks, ""]
+    }
+    return uniform_or(values, generation_spec)
+
+
+# Many jobs, few distinct values: a param or resource that is the same for every job of a rule
+# is given as the value itself, and one that depends on a wildcard as a lookup in a dict made
+# once when the workflow loads. Snakemake calls a function once per job and value (a dry run of
+# a few thousand jobs spends seconds there); the values are the same either way.
+
+
+def by_wildcard(values, key):
+    """A param or resource whose value depends on wildcard ``key`` only: ``values`` (key's
+    value -> the value), as the value itself when every key's is the same (no function for
+    Snakemake to call per job), else as a lookup."""
+    distinct = {repr(v) for v in values.values()}
+    if len(distinct) == 1:
+        return next(iter(values.values()))
+    return lambda wildcards: values[wildcards[key]]
+
+
+def by_wildcard_per_attempt(values, key):
+    """:func:`by_wildcard` of a request that grows with the attempt (see per_attempt)."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return per_attempt(distinct.pop())
+    return lambda wildcards, attempt: values[wildcards[key]] * attempt
+
+
 def fingerprint(stage):
-    value = code_fingerprint(stage)
-    return lambda wildcards: value
+    """The stage's code fingerprint, a param (the same for every job of the stage)."""
+    return code_fingerprint(stage)
 
 
 def synth_fingerprint():
@@ -223,13 +284,11 @@ def synth_fingerprint():
     (editing that reruns only those entries).
     """
     synth, local = code_fingerprint("synthesize"), code_fingerprint("teacher_local")
-
-    def value(wildcards):
-        if local_models(CFG.synthesis[wildcards.synth]):
-            return f"{synth}+{local}"
-        return synth
-
-    return value
+    values = {
+        name: f"{synth}+{local}" if local_models(spec) else synth
+        for name, spec in CFG.synthesis.items()
+    }
+    return by_wildcard(values, "synth")
 
 
 # ------------------------------------------------------------------ inputs and targets
@@ -237,10 +296,15 @@ def synth_fingerprint():
 
 def pool_files(name):
     """The parquet files of a dataset or of every shard of a synthesis entry."""
+    return list(_pool_files(name))
+
+
+@functools.cache
+def _pool_files(name):
     if name in CFG.datasets:
-        return expand(f"{DATASET}.parquet", dataset=name)
+        return tuple(expand(f"{DATASET}.parquet", dataset=name))
     shards = range(CFG.synthesis[name].shards)
-    return expand(f"{SYNTH_SHARD}.parquet", synth=name, shard=shards)
+    return tuple(expand(f"{SYNTH_SHARD}.parquet", synth=name, shard=shards))
 
 
 def synth_lineage(name):
@@ -257,10 +321,15 @@ def synth_lineage(name):
 
 
 def recipe_synth_files(recipe):
+    return list(_recipe_synth_files(recipe))
+
+
+@functools.cache
+def _recipe_synth_files(recipe):
     files = []
     for part in CFG.recipes[recipe].mix:
         files.extend(synth_lineage(part.from_))
-    return files
+    return tuple(files)
 
 
 def recipe_benchmarks(recipe):
@@ -585,68 +654,86 @@ def student_resources(wildcards):
     return CFG.students[wildcards.student].resources
 
 
-def student_threads(wildcards):
-    return student_resources(wildcards).cpus
+def student_resource(field):
+    """One field of the students' `resources` (cpus, gpus) as a resource or threads."""
+    return by_wildcard(
+        {name: getattr(s.resources, field) for name, s in CFG.students.items()},
+        "student",
+    )
 
 
-def student_gpus(wildcards):
-    return student_resources(wildcards).gpus
-
-
-def student_cpus_per_gpu(wildcards):
+def student_cpus_per_gpu():
     """CPUs per GPU so that a GPU job gets the student's `cpus` in all (0: a CPU-only job)."""
-    res = student_resources(wildcards)
-    return math.ceil(res.cpus / res.gpus) if res.gpus else 0
+    values = {}
+    for name, student in CFG.students.items():
+        res = student.resources
+        values[name] = math.ceil(res.cpus / res.gpus) if res.gpus else 0
+    return by_wildcard(values, "student")
 
 
 def student_checkpointing(key):
     """Resumable-state settings as integer resources (a field of training.resume.SaveEvery:
     `every_steps`, or `every_s` in seconds)."""
-
-    def value(wildcards):
-        return getattr(SaveEvery.of(CFG.students[wildcards.student].checkpointing), key)
-
-    return value
-
-
-def student_mem_mb(wildcards, attempt):
-    return student_resources(wildcards).mem_mb * attempt
+    values = {
+        name: getattr(SaveEvery.of(s.checkpointing), key)
+        for name, s in CFG.students.items()
+    }
+    return by_wildcard(values, "student")
 
 
-def train_runtime(wildcards, attempt):
-    return student_resources(wildcards).runtime * attempt
+def student_mem_mb():
+    values = {name: s.resources.mem_mb for name, s in CFG.students.items()}
+    return by_wildcard_per_attempt(values, "student")
+
+
+def train_runtime():
+    values = {name: s.resources.runtime for name, s in CFG.students.items()}
+    return by_wildcard_per_attempt(values, "student")
 
 
 # A synthesis job without a local model (builtin, openai): 1 CPU, no GPU, 4 GB, 60 minutes.
 SYNTH_DEFAULTS = {"gpus": 0, "cpus": 1, "mem_mb": 4000, "runtime": 60}
 
 
-def synth_resources(wildcards):
+def synth_resources(name):
     """What a synthesis job asks for: the `resources` of its hf / vllm teacher and judge (the
     larger of each), else SYNTH_DEFAULTS."""
-    return job_resources(CFG.synthesis[wildcards.synth]) or SYNTH_DEFAULTS
+    return job_resources(CFG.synthesis[name]) or SYNTH_DEFAULTS
 
 
-def synth_threads(wildcards):
-    return synth_resources(wildcards)["cpus"]
+def synth_resource(field):
+    """One field of synth_resources (cpus, gpus) as a resource or threads."""
+    return by_wildcard(
+        {name: synth_resources(name)[field] for name in CFG.synthesis}, "synth"
+    )
 
 
-def synth_gpus(wildcards):
-    return synth_resources(wildcards)["gpus"]
-
-
-def synth_cpus_per_gpu(wildcards):
+def synth_cpus_per_gpu():
     """CPUs per GPU so that a GPU job gets its `cpus` in all (0: a CPU-only job)."""
-    res = synth_resources(wildcards)
-    return math.ceil(res["cpus"] / res["gpus"]) if res["gpus"] else 0
+    values = {}
+    for name in CFG.synthesis:
+        res = synth_resources(name)
+        values[name] = math.ceil(res["cpus"] / res["gpus"]) if res["gpus"] else 0
+    return by_wildcard(values, "synth")
 
 
-def synth_mem_mb(wildcards, attempt):
-    return synth_resources(wildcards)["mem_mb"] * attempt
+def synth_per_attempt(field):
+    """mem_mb or runtime of synth_resources, growing with the attempt."""
+    values = {name: synth_resources(name)[field] for name in CFG.synthesis}
+    return by_wildcard_per_attempt(values, "synth")
 
 
-def synth_runtime(wildcards, attempt):
-    return synth_resources(wildcards)["runtime"] * attempt
+# Every entry's teacher and judge operational settings as resources, computed once.
+SYNTH_OPERATIONAL = {
+    name: {
+        key: value
+        for role in ROLES
+        for key, value in as_resources(
+            plain(spec).get(role), TEACHER_CACHE, role
+        ).items()
+    }
+    for name, spec in CFG.synthesis.items()
+}
 
 
 def synth_teacher_setting(name):
@@ -654,13 +741,10 @@ def synth_teacher_setting(name):
     `judge_...`) as a resource: integers and strings only, seconds as their decimal string,
     unset as "" (mathrecipes.teachers.operational). `<role>_cache_dir` is the response cache folder: the
     spec's cache_dir, else <results>/cache/teachers."""
-    role = name.split("_", 1)[0]
-
-    def value(wildcards):
-        spec = plain(CFG.synthesis[wildcards.synth])
-        return as_resources(spec.get(role), TEACHER_CACHE, role)[name]
-
-    return value
+    return by_wildcard(
+        {synth: settings[name] for synth, settings in SYNTH_OPERATIONAL.items()},
+        "synth",
+    )
 
 
 def reference_setting(name):
@@ -668,11 +752,11 @@ def reference_setting(name):
     synth_teacher_setting); `reference_cache_dir` is its cache_dir, else <results>/cache/references.
     """
 
-    def value(wildcards):
-        spec = plain(CFG.references[wildcards.reference])
-        return as_resources(spec, REFERENCE_CACHE, "reference")[name]
-
-    return value
+    values = {
+        ref: as_resources(plain(spec), REFERENCE_CACHE, "reference")[name]
+        for ref, spec in CFG.references.items()
+    }
+    return by_wildcard(values, "reference")
 
 
 def reference_runtime(wildcards, attempt):
@@ -721,13 +805,13 @@ def likelihood_runtime(wildcards, attempt):
     return (5 + math.ceil(tokens / rate / 60)) * attempt
 
 
-def grade_threads(wildcards):
+def grade_threads():
     return CFG.grading.workers
 
 
-def grade_mem_mb(wildcards, attempt):
+def grade_mem_mb():
     """1 GB for the job plus 500 MB per Math-Verify worker process."""
-    return (1000 + 500 * CFG.grading.workers) * attempt
+    return per_attempt(1000 + 500 * CFG.grading.workers)
 
 
 def grade_runtime(wildcards, attempt):

@@ -15,14 +15,14 @@ rule generate_answers:
         runtime_file("generate_answers", EVALUATION)
     conda:
         "../envs/train.yaml"
-    threads: student_threads
+    threads: student_resource("cpus")
     resources:
-        gpu=student_gpus,
-        cpus_per_gpu=student_cpus_per_gpu,
-        mem_mb=student_mem_mb,
+        gpu=student_resource("gpus"),
+        cpus_per_gpu=student_cpus_per_gpu(),
+        mem_mb=student_mem_mb(),
         runtime=generate_runtime,
     params:
-        spec=generation_spec,
+        spec=generation_params(),
         code=fingerprint("generate"),
         # finished batches of a preempted or killed attempt; a rerun resumes from them
         resume_dir=resume_folder("generate", EVALUATION),

@@ -16,11 +16,11 @@ rule score_likelihood:
         runtime_file("score_likelihood", EVALUATION)
     conda:
         "../envs/train.yaml"
-    threads: student_threads
+    threads: student_resource("cpus")
     resources:
-        gpu=student_gpus,
-        cpus_per_gpu=student_cpus_per_gpu,
-        mem_mb=student_mem_mb,
+        gpu=student_resource("gpus"),
+        cpus_per_gpu=student_cpus_per_gpu(),
+        mem_mb=student_mem_mb(),
         runtime=likelihood_runtime,
     params:
         spec=likelihood_spec,

@@ -51,12 +51,12 @@ rule grade_reference:
         runtime_file("grade_reference", REFERENCE_EVALUATION)
     conda:
         "../envs/grade.yaml"
-    threads: grade_threads
+    threads: grade_threads()
     resources:
-        mem_mb=grade_mem_mb,
+        mem_mb=grade_mem_mb(),
         runtime=grade_runtime,
     params:
-        spec=grading_spec,
+        spec=grading_params(),
         code=fingerprint("grade"),
     script:
         "../scripts/grade_generations.py"

@@ -23,12 +23,12 @@ rule synthesize_shard:
         runtime_file("synthesize_shard", SHARD)
     conda:
         "../envs/data.yaml"
-    threads: synth_threads
+    threads: synth_resource("cpus")
     resources:
-        gpu=synth_gpus,
-        cpus_per_gpu=synth_cpus_per_gpu,
-        mem_mb=synth_mem_mb,
-        runtime=synth_runtime,
+        gpu=synth_resource("gpus"),
+        cpus_per_gpu=synth_cpus_per_gpu(),
+        mem_mb=synth_per_attempt("mem_mb"),
+        runtime=synth_per_attempt("runtime"),
         teacher_base_url=synth_teacher_setting("teacher_base_url"),
         teacher_api_key_env=synth_teacher_setting("teacher_api_key_env"),
         teacher_concurrency=synth_teacher_setting("teacher_concurrency"),

@@ -13,12 +13,12 @@ rule train_student:
         runtime_file("train_student", RUN)
     conda:
         "../envs/train.yaml"
-    threads: student_threads
+    threads: student_resource("cpus")
     resources:
-        gpu=student_gpus,
-        cpus_per_gpu=student_cpus_per_gpu,
-        mem_mb=student_mem_mb,
-        runtime=train_runtime,
+        gpu=student_resource("gpus"),
+        cpus_per_gpu=student_cpus_per_gpu(),
+        mem_mb=student_mem_mb(),
+        runtime=train_runtime(),
         # how often resumable state is saved: not a result setting, so not a param
         checkpoint_steps=student_checkpointing("every_steps"),
         checkpoint_s=student_checkpointing("every_s"),

@@ -17,14 +17,14 @@ rule probe_answers:
         runtime_file("probe_answers", PROBING)
     conda:
         "../envs/train.yaml"
-    threads: student_threads
+    threads: student_resource("cpus")
     resources:
-        gpu=student_gpus,
-        cpus_per_gpu=student_cpus_per_gpu,
-        mem_mb=student_mem_mb,
+        gpu=student_resource("gpus"),
+        cpus_per_gpu=student_cpus_per_gpu(),
+        mem_mb=student_mem_mb(),
         runtime=generate_runtime,
     params:
-        spec=generation_spec,
+        spec=generation_params(),
         code=fingerprint("generate"),
         resume_dir=resume_folder("probe", PROBING),
     script:
@@ -45,12 +45,12 @@ rule probe_grades:
         runtime_file("probe_grades", PROBING)
     conda:
         "../envs/grade.yaml"
-    threads: grade_threads
+    threads: grade_threads()
     resources:
-        mem_mb=grade_mem_mb,
+        mem_mb=grade_mem_mb(),
         runtime=grade_runtime,
     params:
-        spec=grading_spec,
+        spec=grading_params(),
         code=fingerprint("grade"),
     script:
         "../scripts/grade_generations.py"

@@ -17,10 +17,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from mathrecipes.config import source_spec
-from mathrecipes.sources.builtin import BuiltinSource
-from mathrecipes.sources.hf import HFSource
-from mathrecipes.sources.hf import local_files as hf_local_files
-from mathrecipes.sources.local import LocalSource, local_input_files
 from mathrecipes.sources.rows import BadRow
 
 
@@ -35,10 +31,33 @@ class Source(Protocol):
         ...
 
 
+# The source classes are imported when a source is opened, not with this package: the workflow
+# imports input_files when it loads (rules/common.smk), and the builtin generator pulls in sympy
+# and the local reader pyarrow (about half a second before Snakemake can plan a job).
+
+
+def _builtin(name: str, spec: Any) -> Source:
+    from mathrecipes.sources.builtin import BuiltinSource
+
+    return BuiltinSource(name, spec)
+
+
+def _local(name: str, spec: Any) -> Source:
+    from mathrecipes.sources.local import LocalSource
+
+    return LocalSource(name, spec)
+
+
+def _hf(name: str, spec: Any) -> Source:
+    from mathrecipes.sources.hf import HFSource
+
+    return HFSource(name, spec)
+
+
 SOURCES: dict[str, Callable[[str, Any], Source]] = {
-    "builtin": BuiltinSource,
-    "local": LocalSource,
-    "hf": HFSource,
+    "builtin": _builtin,
+    "local": _local,
+    "hf": _hf,
 }
 
 
@@ -53,9 +72,13 @@ def input_files(spec: Any) -> list[str]:
     """Files a source reads, for Snakemake ``input:`` (so editing them re-ingests)."""
     spec = source_spec(spec)
     if spec.source == "local":
+        from mathrecipes.sources.local import local_input_files
+
         return local_input_files(spec.path)
     if spec.source == "hf":
-        return hf_local_files(spec.path)
+        from mathrecipes.sources.hf import local_files
+
+        return local_files(spec.path)
     return []
 
 

@@ -10,11 +10,23 @@ teachers (``openai``: any OpenAI-compatible server; ``hf``: a local transformers
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mathrecipes.config import HFTeacherSpec, OpenAITeacherSpec, TeacherSpec, teacher_spec
 from mathrecipes.teachers.base import LLMBackend
-from mathrecipes.teachers.builtin import BuiltinTeacher, TeacherOutput
+
+if TYPE_CHECKING:
+    from mathrecipes.teachers.builtin import BuiltinTeacher, TeacherOutput
+
+
+def __getattr__(name: str) -> Any:
+    """The builtin teacher is imported when first used, not with this package: it pulls in
+    sympy, and the workflow imports teachers.operational when it loads (rules/common.smk)."""
+    if name in ("BuiltinTeacher", "TeacherOutput"):
+        from mathrecipes.teachers import builtin
+
+        return getattr(builtin, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Teacher(Protocol):
@@ -32,6 +44,8 @@ def make_teacher(
     in configuration errors (``synthesis.<name>.teacher``)."""
     spec = teacher_spec(spec)
     if isinstance(spec, TeacherSpec):
+        from mathrecipes.teachers.builtin import BuiltinTeacher
+
         return BuiltinTeacher(error_rate=spec.error_rate, seed=spec.seed)
     if isinstance(spec, OpenAITeacherSpec):
         from mathrecipes.teachers.openai_backend import OpenAIBackend
