@@ -18,8 +18,9 @@ third, well below any near-dup threshold). Of the N rows:
 * the rest are distinct.
 
 Rows have the project's record schema (:data:`mathrecipes.records.SCHEMA`), ids ``pool/<8 digits>``
-in random order (a copy is as likely before its original as after). Seeded: the same N and seed
-give the same file.
+(a copy is as likely before its original as after), written in id order a row group at a time
+(every row is made from its own seed, so memory does not grow with N: 10M rows take about
+10 minutes of one core and ~6 GB of disk). Seeded: the same N and seed give the same file.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ import os
 import random
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from mathrecipes.records import SCHEMA
 
@@ -108,54 +112,78 @@ def _bench_variant(text: str, rng: random.Random) -> str:
     return "Solve the following problem carefully. " + text  # n-gram overlap
 
 
+def _row_rng(seed: int, g: int) -> random.Random:
+    """The generator of pool row ``g`` (its own, so any row can be made alone)."""
+    return random.Random(seed * 1_000_003_001 + g)
+
+
+class _Maker:
+    """Pool row ``g`` (``0 <= g < n``) made on demand: the first ``n_unique`` are distinct rows,
+    then the exact copies, the near copies and the benchmark problems; a copy remakes its
+    original from that row's own seed, so no row is kept in memory."""
+
+    def __init__(self, n: int, seed: int, shared: Path) -> None:
+        self.seed = seed
+        self.base = base_problems(shared)
+        self.bench = benchmark_problems(shared)
+        n_exact, n_near, n_bench = round(n * EXACT), round(n * NEAR), round(n * BENCH)
+        self.n_unique = n - n_exact - n_near - n_bench
+        self.bounds = (self.n_unique, self.n_unique + n_exact, self.n_unique + n_exact + n_near)
+
+    def unique(self, g: int) -> tuple[str, str, str]:
+        rng = _row_rng(self.seed, g)
+        a, b = self.base[rng.randrange(len(self.base))], self.base[rng.randrange(len(self.base))]
+        return _renumber(a[0] + "\n\n" + b[0], rng), a[1] + "\n\n" + b[1], b[2] or "1"
+
+    def row(self, g: int) -> tuple[str, str, str, str]:
+        """(problem, solution, answer, kind) of row ``g``."""
+        if g < self.n_unique:
+            return (*self.unique(g), "unique")
+        rng = _row_rng(self.seed, g)
+        if g < self.bounds[2]:
+            kind, edit = ("exact", _exact_variant) if g < self.bounds[1] else ("near", _near_edit)
+            problem, solution, answer = self.unique(rng.randrange(self.n_unique))
+            return edit(problem, rng), solution, answer, kind
+        text, ans = self.bench[rng.randrange(len(self.bench))]
+        return _bench_variant(text, rng), "", ans or "1", "bench"
+
+
+def pool_batches(
+    n: int, seed: int = 0, shared: Path = SHARED, batch_rows: int = 50_000
+) -> Iterator[pa.RecordBatch]:
+    """The pool in id order, ``batch_rows`` rows at a time: ids ``pool/<slot>``, and the row
+    at each slot drawn by a seeded permutation (a copy is as likely before its original as
+    after). Memory: the permutation (8 bytes a row) and one batch."""
+    maker = _Maker(n, seed, shared)
+    order = np.random.default_rng(seed).permutation(n)
+    for start in range(0, n, batch_rows):
+        slots = range(start, min(start + batch_rows, n))
+        rows = [maker.row(int(g)) for g in order[slots.start : slots.stop]]
+        cols = {
+            "id": [f"pool/{s:08d}" for s in slots],
+            "source": ["pool"] * len(rows),
+            "problem": [r[0] for r in rows],
+            "solution": [r[1] for r in rows],
+            "answer": [r[2] for r in rows],
+            "answer_type": ["expression"] * len(rows),
+            "meta": [json.dumps({"planted": r[3]}) for r in rows],
+        }
+        yield pa.record_batch(cols, schema=SCHEMA)
+
+
 def make_pool(n: int, seed: int = 0, shared: Path = SHARED) -> pa.Table:
-    rng = random.Random(seed)
-    base = base_problems(shared)
-    bench = benchmark_problems(shared)
-    n_exact, n_near, n_bench = round(n * EXACT), round(n * NEAR), round(n * BENCH)
-    n_unique = n - n_exact - n_near - n_bench
-    problems: list[str] = []
-    solutions: list[str] = []
-    answers: list[str] = []
-    for _ in range(n_unique):
-        a, b = base[rng.randrange(len(base))], base[rng.randrange(len(base))]
-        problems.append(_renumber(a[0] + "\n\n" + b[0], rng))
-        solutions.append(a[1] + "\n\n" + b[1])
-        answers.append(b[2] or "1")
-    kinds = ["unique"] * n_unique
-    for count, kind, edit in (
-        (n_exact, "exact", _exact_variant),
-        (n_near, "near", _near_edit),
-    ):
-        for _ in range(count):
-            k = rng.randrange(n_unique)
-            problems.append(edit(problems[k], rng))
-            solutions.append(solutions[k])
-            answers.append(answers[k])
-            kinds.append(kind)
-    for _ in range(n_bench):
-        text, ans = bench[rng.randrange(len(bench))]
-        problems.append(_bench_variant(text, rng))
-        solutions.append("")
-        answers.append(ans or "1")
-        kinds.append("bench")
-    order = list(range(n))
-    rng.shuffle(order)
-    ids = [""] * n
-    for slot, k in enumerate(order):
-        ids[k] = f"pool/{slot:08d}"
-    meta = [json.dumps({"planted": k}) for k in kinds]
-    cols = {
-        "id": ids,
-        "source": ["pool"] * n,
-        "problem": problems,
-        "solution": solutions,
-        "answer": answers,
-        "answer_type": ["expression"] * n,
-        "meta": meta,
-    }
-    table = pa.table(cols, schema=SCHEMA)
-    return table.take(pa.array(sorted(range(n), key=ids.__getitem__)))
+    """The whole pool as one table (small pools; :func:`write_pool` streams)."""
+    return pa.Table.from_batches(list(pool_batches(n, seed, shared)), schema=SCHEMA)
+
+
+def write_pool(n: int, out: Path, seed: int = 0, shared: Path = SHARED) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with pq.ParquetWriter(tmp, SCHEMA) as writer:
+        batches = pool_batches(n, seed, shared)
+        for batch in tqdm(batches, total=-(-n // 50_000), unit="batch", desc=out.name):
+            writer.write_batch(batch, row_group_size=50_000)
+    tmp.replace(out)
 
 
 def main() -> None:
@@ -165,10 +193,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     t = time.perf_counter()
-    table = make_pool(args.n, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, args.out, row_group_size=50_000)
-    print(f"{args.out}: {table.num_rows} rows in {time.perf_counter() - t:.1f} s")
+    write_pool(args.n, args.out, args.seed)
+    print(f"{args.out}: {args.n} rows in {time.perf_counter() - t:.1f} s")
 
 
 if __name__ == "__main__":
