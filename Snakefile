@@ -8,6 +8,11 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+from mathrecipes.dagspeed import memoize_local_sources
+
+# Snakemake looks up a script rule's source for every job it plans; made once per script here
+memoize_local_sources(workflow)
+
 
 # A config file given with --configfile is a whole experiment and replaces config.yaml;
 # --config key=value overrides single keys of whichever file is used.
