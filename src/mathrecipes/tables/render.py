@@ -272,8 +272,10 @@ METHOD_NAMES = {"verbatim": "verbatim", "normalized": "normalized", "ngram": "n-
 
 
 def _methods_text(by_method: Mapping[str, int]) -> str:
-    """``verbatim 3, n-gram 7`` (the methods with a row, strongest first)."""
-    return ", ".join(f"{METHOD_NAMES.get(k, k)} {n}" for k, n in by_method.items() if n)
+    """``verbatim 3, n-gram 7`` (the methods with a row, strongest first, whatever the order of
+    the keys: stats.json sorts them)."""
+    order = [*METHOD_NAMES, *sorted(set(by_method) - set(METHOD_NAMES))]
+    return ", ".join(f"{METHOD_NAMES.get(k, k)} {by_method[k]}" for k in order if by_method.get(k))
 
 
 def contamination_markdown(blocks: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
