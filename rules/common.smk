@@ -453,6 +453,14 @@ def select_pools(wildcards):
     }
 
 
+def select_pool_types(wildcards):
+    """from-name -> dataset | synthesis (stats.json's contamination per pool)."""
+    return {
+        part.from_: "dataset" if part.from_ in CFG.datasets else "synthesis"
+        for part in CFG.recipes[wildcards.recipe].mix
+    }
+
+
 def select_benchmarks(wildcards):
     return {
         b: f"{BENCHMARK}.parquet".format(benchmark=b)

@@ -25,6 +25,7 @@ rule select_recipe:
     params:
         spec=recipe_spec,
         pools=select_pools,
+        pool_types=select_pool_types,
         benchmarks=select_benchmarks,
         code=fingerprint("select"),
     script:

@@ -6,7 +6,9 @@ from mathrecipes.tables import make_tables
 
 runlog.start(snakemake.log[0])
 spec = snakemake.params.spec
+# the recipes' stats.json give the training examples and the contamination section
 inputs = [*snakemake.input.grades, *snakemake.input.get("likelihood", [])]
+inputs += snakemake.input.get("stats", [])
 with Manifest("tables", inputs=inputs, params=spec) as m:
     scores = make_tables(
         snakemake.params.entries,

@@ -20,6 +20,7 @@ with Manifest("select", inputs=inputs, params=snakemake.params.spec) as m:
         snakemake.output.contamination,
         snakemake.output.removed,
         workers=snakemake.threads,
+        pool_types=snakemake.params.pool_types,
     )
     m.add(summary=stats)
     m.write(

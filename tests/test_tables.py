@@ -213,3 +213,41 @@ def test_a_recipe_that_solves_nothing_draws_and_tabulates(tmp_path):
     assert (better["accuracy"], better["accuracy_lo"]) == (0.0, 0.0)
     assert better["verdict"] == "inconclusive" and better["p_value"] == 1.0
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_contamination_section_from_the_recipes_stats(tmp_path):
+    entries = _setup(tmp_path, seeds=(0,))
+    zero = {"verbatim": 0, "normalized": 0, "ngram": 0}
+    found = {
+        "enabled": True, "benchmarks": {"b": 40}, "matches": 4, "rows_removed": 3,
+        "by_method": {**zero, "verbatim": 1, "ngram": 2},
+        "by_benchmark": {"b": {"rows_removed": 3, "matches": 4, "benchmark_problems_hit": 2,
+                               "by_method": {**zero, "verbatim": 1, "ngram": 2}}},
+        "by_pool": {"distilled": {"type": "synthesis", "rows_removed": 3, "matches": 4,
+                                  "by_benchmark": {"b": 3},
+                                  "by_method": {**zero, "verbatim": 1, "ngram": 2}}},
+    }  # fmt: skip
+    clean = {**found, "matches": 0, "rows_removed": 0, "by_method": zero,
+             "by_benchmark": {"b": {"rows_removed": 0, "matches": 0,
+                                    "benchmark_problems_hit": 0, "by_method": zero}},
+             "by_pool": {}}  # fmt: skip
+    for recipe, block in (("more", clean), ("better", found)):
+        path = tmp_path / "recipes" / recipe / "stats.json"
+        # sorted keys, as select_recipe writes them (ngram before verbatim)
+        path.write_text(json.dumps({"examples": 100, "decontamination": block}, sort_keys=True))
+    make_tables(entries, "more", tmp_path / "t", tmp_path / "f.png")
+    md = (tmp_path / "t" / "scores.md").read_text()
+    assert md.index("## Contamination") < md.index("## Benchmark reliability")
+    assert "| `better` | 3 | 3 (verbatim 1, n-gram 2), 2 problems |" in md
+    assert "| `more` | 0 | 0 |" in md
+    assert "| `better` | `distilled` (synthesis) | 3 | b 3 | verbatim 1, n-gram 2 |" in md
+    page = (tmp_path / "t" / "scores.html").read_text()
+    assert (
+        "<h2>Contamination</h2>" in page and "<td>3 (verbatim 1, n-gram 2), 2 problems</td>" in page
+    )
+    # nothing matched: one line
+    path = tmp_path / "recipes" / "better" / "stats.json"
+    path.write_text(json.dumps({"examples": 100, "decontamination": clean}))
+    make_tables(entries, "more", tmp_path / "t", tmp_path / "f.png")
+    md = (tmp_path / "t" / "scores.md").read_text()
+    assert "## Contamination\n\nNo training row matched a benchmark (checked: b).\n" in md

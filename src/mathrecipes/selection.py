@@ -10,6 +10,8 @@ For each part of the recipe's ``mix`` (in config order):
    normalized-text or n-gram match removes the row, and every match is written to
    ``contamination.parquet``; pools are raw datasets or synthesis shards, so decontamination
    applies to both (a rephrased problem is checked again even if its parent was clean);
+   ``stats.json`` breaks the matches down per benchmark, pool and method
+   (:mod:`mathrecipes.contamination`);
 4. rank the remaining rows by ``sha256(seed|id)``; this order depends only on the seed and the
    row ids, so for the same seed a smaller volume is always a prefix of a larger one (the 1/3
    subset lies inside the full set);
@@ -47,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mathrecipes.config import RecipeSpec
+from mathrecipes.contamination import contamination_summary
 from mathrecipes.decontam import BenchmarkIndex
 from mathrecipes.neardup import filter_reason, near_duplicates_of
 from mathrecipes.records import FIELDS, NO_ANSWER, SCHEMA, RecordError, read_records, write_table
@@ -168,11 +171,13 @@ def select_recipe(
     out_removed: str | Path | None = None,
     *,
     workers: int = 1,
+    pool_types: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build ``recipes.<name>`` (``spec``: a :class:`~mathrecipes.config.RecipeSpec` or a mapping
     for one); ``pools`` maps each mix part's ``from`` to its parquet files. ``workers``: the
     processes that compute near dedup's signatures (the job's threads; polars uses its own
-    thread pool, ``POLARS_MAX_THREADS``). The log gives each step's seconds."""
+    thread pool, ``POLARS_MAX_THREADS``); ``pool_types``: ``from`` -> ``dataset`` or
+    ``synthesis``, for the contamination breakdown. The log gives each step's seconds."""
     spec = RecipeSpec.model_validate(spec)
     seed = spec.seed
     decon = spec.decontaminate
@@ -420,6 +425,9 @@ def select_recipe(
             "benchmarks": {b: (index.sizes.get(b, 0) if index else 0) for b in bench_names},
             "matches": len(matches_out),
             "rows_removed": sum(p["contaminated_removed"] for p in parts_stats),
+            **contamination_summary(
+                matches_out, [p["from"] for p in parts_stats], bench_names, pool_types
+            ),
         },
     }
     Path(out_stats).parent.mkdir(parents=True, exist_ok=True)

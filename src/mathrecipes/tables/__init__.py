@@ -14,7 +14,9 @@ byte-identical across reruns):
                      detectable effect, the signal-to-noise ratio, the variance split
 ``agreement.csv``    with two or more students: how often they order recipe pairs alike
 ``scores.md``        the tables (recipes x benchmarks per student and metric), what the
-                     intervals cover, the reliability lines; ``scores.tex`` and ``scores.html``
+                     intervals cover, the training rows decontamination removed (from each
+                     recipe's stats.json), the reliability lines; ``scores.tex`` and
+                     ``scores.html``
 ``provenance.json``  for every cell: the grade files, checkpoints, training set and synthesis
                      shards that produced it, with content hashes from their manifests
 
@@ -132,7 +134,7 @@ def make_tables(
     md = render.markdown(
         trained, reliability, agreement, metrics, settings.baseline, notes, settings.alpha,
         references=scores.filter(pl.col("student") == REFERENCE_STUDENT) if refs else None,
-        servers=servers,
+        servers=servers, contamination=_contamination(runs),
     )  # fmt: skip
     (out_dir / "scores.md").write_text(md)
     (out_dir / "scores.html").write_text(render.html_page(md))
@@ -217,6 +219,15 @@ def _per_seed(entries: Sequence[Mapping[str, Any]], scores: pl.DataFrame) -> pl.
         .select(cols)
         .sort("student", "recipe", "benchmark", "seed")
     )
+
+
+def _contamination(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """recipe -> its stats.json ``decontamination`` block (None without one)."""
+    out: dict[str, Any] = {}
+    for e in entries:
+        if e["recipe"] not in out:
+            out[e["recipe"]] = _read_json(e.get("stats")).get("decontamination")
+    return out
 
 
 def _reference_per_seed(grades: pl.DataFrame) -> pl.DataFrame:

@@ -194,8 +194,10 @@ def markdown(
     alpha: float,
     references: pl.DataFrame | None = None,
     servers: Mapping[str, Mapping[str, Any]] | None = None,
+    contamination: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> str:
-    """The students' tables, then the references' (when given), reliability and notes."""
+    """The students' tables, then the references' (when given), the contamination (recipe ->
+    its stats.json ``decontamination`` block, when given), reliability and notes."""
     lines = ["# Results", ""]
     benches = sorted(scores["benchmark"].unique().to_list())
     for student in sorted(scores["student"].unique().to_list()):
@@ -221,6 +223,7 @@ def markdown(
         lines += [what_intervals_cover(sub["seeds"].to_list(), alpha, family), ""]
     if references is not None and references.height:
         lines += references_markdown(references, metrics, servers or {})
+    lines += contamination_markdown(contamination or {})
     lines += reliability_markdown(reliability, agreement)
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
@@ -262,6 +265,89 @@ def references_markdown(
         "delta against the baseline, no verdict.",
         "",
     ]
+    return lines
+
+
+METHOD_NAMES = {"verbatim": "verbatim", "normalized": "normalized", "ngram": "n-gram"}
+
+
+def _methods_text(by_method: Mapping[str, int]) -> str:
+    """``verbatim 3, n-gram 7`` (the methods with a row, strongest first, whatever the order of
+    the keys: stats.json sorts them)."""
+    order = [*METHOD_NAMES, *sorted(set(by_method) - set(METHOD_NAMES))]
+    return ", ".join(f"{METHOD_NAMES.get(k, k)} {by_method[k]}" for k in order if by_method.get(k))
+
+
+def contamination_markdown(blocks: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    """The training rows decontamination removed, per recipe x benchmark and per pool, from
+    each recipe's ``stats.json`` ``decontamination`` block (``blocks``: recipe -> block, None
+    without one); nothing when no recipe has a block."""
+    blocks = {r: b for r, b in sorted(blocks.items()) if b}
+    if not blocks:
+        return []
+    lines = ["## Contamination", ""]
+    off = [r for r, b in blocks.items() if not b.get("enabled", True)]
+    on = {r: b for r, b in blocks.items() if b.get("enabled", True)}
+    if off:
+        lines += ["Decontamination is off for " + ", ".join(f"`{r}`" for r in off) + ".", ""]
+    if not on:
+        return lines
+    checked = sorted({b for blk in on.values() for b in blk.get("benchmarks", {})})
+    if not any(blk.get("rows_removed") for blk in on.values()):
+        names = ", ".join(checked) if checked else "none"
+        return lines + [
+            f"No training row matched a benchmark (checked: {names}).",
+            "",
+        ]
+    lines += [
+        "Training rows removed because they matched a benchmark problem, with the method "
+        "that matched (a row counts under every benchmark it matched, once per scope, under "
+        "its strongest method: verbatim, then normalized, then n-gram; every match is in the "
+        "recipe's `contamination.parquet`).",
+        "",
+    ]
+    header = ["recipe", "rows removed", *checked]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for recipe, blk in on.items():
+        per = blk.get("by_benchmark")
+        cells = [f"`{recipe}`", str(blk.get("rows_removed", 0))]
+        for bench in checked:
+            if per is None:  # a stats.json from before the breakdown
+                cells.append("n/a")
+            elif bench not in per:
+                cells.append("-")
+            elif not per[bench]["rows_removed"]:
+                cells.append("0")
+            else:
+                b = per[bench]
+                cells.append(
+                    f"{b['rows_removed']} ({_methods_text(b['by_method'])}), "
+                    f"{b['benchmark_problems_hit']} problems"
+                )
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    pools = [
+        (recipe, name, p)
+        for recipe, blk in on.items()
+        for name, p in (blk.get("by_pool") or {}).items()
+        if p["rows_removed"]
+    ]
+    if pools:
+        lines += [
+            "Per pool (a dataset, or a synthesis entry whose shards are checked when selected):",
+            "",
+            "| recipe | pool | rows removed | benchmarks | methods |",
+            "|---|---|---:|---|---|",
+        ]
+        for recipe, name, p in pools:
+            kind = f" ({p['type']})" if p.get("type") else ""
+            benches = ", ".join(f"{b} {n}" for b, n in p["by_benchmark"].items() if n)
+            lines.append(
+                f"| `{recipe}` | `{name}`{kind} | {p['rows_removed']} | {benches} | "
+                f"{_methods_text(p['by_method'])} |"
+            )
+        lines.append("")
     return lines
 
 
