@@ -9,7 +9,8 @@ from mathrecipes import provenance as P
 
 # Modules that cannot change a result: they are deliberately in no fingerprint (the config
 # schema reaches every job through its params instead; the planner runs no job).
-NOT_RESULT_AFFECTING = {"config", "runlog.py", "cli.py", "py.typed", "plan"}
+# the workflow machinery (dagspeed.py: how Snakemake looks up script sources) changes no output
+NOT_RESULT_AFFECTING = {"config", "runlog.py", "cli.py", "py.typed", "plan", "dagspeed.py"}
 
 
 def _entries_claimed():
