@@ -73,6 +73,17 @@ def _jsonl_rows(path: str) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
             yield where, obj
 
 
+def parquet_rows(path: str, batch_rows: int = 10_000) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The rows of a parquet file, each with its file and row, read ``batch_rows`` at a time."""
+    import pyarrow.parquet as pq
+
+    i = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        for obj in batch.to_pylist():
+            yield f"{path} row {i}", obj
+            i += 1
+
+
 def _json_type(value: Any) -> str:
     """A JSON value's kind, with its article: 'a list', 'null'."""
     kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
@@ -106,10 +117,7 @@ class LocalSource:
             for i, obj in enumerate(data):
                 yield f"{path} item {i}", obj
         elif suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            for i, obj in enumerate(pq.read_table(path).to_pylist()):
-                yield f"{path} row {i}", obj
+            yield from parquet_rows(path)
         elif suffix == ".csv":
             text = io.StringIO(decode_utf8(path, Path(path).read_bytes()), newline="")
             for i, obj in enumerate(csv.DictReader(text), start=2):
