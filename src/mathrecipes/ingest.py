@@ -35,7 +35,7 @@ SourceSpec = BuiltinSource | LocalSource | HFSource
 
 # Raw rows a batch: what ingest holds at a time (with one row group of the output, see
 # mathrecipes.records.TableStream), whatever the size of the source.
-BATCH_ROWS = 50_000
+BATCH_ROWS = 20_000
 
 
 def ingest(
@@ -202,7 +202,7 @@ class _Reader:
             return f"{path} row {raw_index - first}"
 
         fail = self.spec.on_bad_row == "fail"
-        for batch in parquet.iter_batches(batch_size=self.batch_rows):
+        for batch in _prefetched(parquet.iter_batches(batch_size=self.batch_rows)):
             if left is not None:
                 batch = batch.slice(0, max(0, left - (self.index - first)))
             if not batch.num_rows:
@@ -241,6 +241,46 @@ class _Reader:
             if error is not None:
                 return True
         return False
+
+
+def _prefetched(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """``batches``, read ahead by ``depth`` in a thread (pyarrow decodes without the GIL, so
+    reading overlaps the Python work on the batch before)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def read() -> None:
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put((b, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((end, None))
+        except BaseException as exc:  # raised where the batch is taken
+            q.put((end, exc))
+
+    thread = threading.Thread(target=read, name="parquet-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            b, exc = q.get()
+            if exc is not None:
+                raise exc
+            if b is end:
+                return
+            yield b
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _table(records: list[dict[str, str]]) -> pa.Table:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +154,7 @@ def write_table(table: pa.Table, path: str | Path) -> None:
 # streaming a large file holds one group, not the file. A file under both limits is one group,
 # byte for byte what write_table writes of the same rows.
 ROW_GROUP_ROWS = 1024 * 1024
-ROW_GROUP_BYTES = 256 * 1024 * 1024
+ROW_GROUP_BYTES = 128 * 1024 * 1024
 
 
 class TableStream:
@@ -173,6 +175,8 @@ class TableStream:
         self._buffered = 0
         self._bytes = 0
         self._writer: pq.ParquetWriter | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -199,12 +203,21 @@ class TableStream:
             self._buffer, self._buffered, self._bytes = [table], table.num_rows, table.nbytes
 
     def _write_group(self, table: pa.Table) -> None:
+        """Write one row group, in a thread (pyarrow encodes and compresses without the GIL, so
+        the next batches are made meanwhile); one group at a time."""
+        self._wait()
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(
                 self.tmp, self.schema, compression="zstd", store_schema=True
             )
-        self._writer.write_table(table.combine_chunks())
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="parquet-write")
+        self._pending = self._pool.submit(self._writer.write_table, table)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
 
     def close(self) -> int:
         """Write what is buffered, move the file into place; returns the row count."""
@@ -215,16 +228,25 @@ class TableStream:
         else:
             if self._buffered:
                 self._write_group(self._take())
+            self._wait()
             self._writer.close()
-            self._writer = None
+            self._close_pool()
         self.tmp.replace(self.path)
         return self.rows
+
+    def _close_pool(self) -> None:
+        self._writer = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def abort(self) -> None:
         """Drop the partial file."""
         if self._writer is not None:
+            with suppress(Exception):  # the error being raised is the caller's
+                self._wait()
             self._writer.close()
-            self._writer = None
+            self._close_pool()
         self._buffer = []
         self.tmp.unlink(missing_ok=True)
 

@@ -81,7 +81,7 @@ def _strings(col: pa.Array | None, n: int) -> pa.Array:
         return pa.array([""] * n, pa.string())
     if not pa.types.is_string(col.type):
         col = col.cast(pa.string())
-    return col.fill_null("")
+    return col.fill_null("") if col.null_count else col
 
 
 def _stripped(col: pa.Array) -> pa.Array:
@@ -129,7 +129,13 @@ def _metas(cols: dict[str, pa.Array], n: int) -> tuple[pa.Array, np.ndarray]:
     if others:  # values without a cheap key (floats, lists, structs): row by row
         out = [one(matrix[i], i) for i in range(n)]
     else:
-        combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        sizes = [len(values) for _, values in encoded]
+        if np.prod(np.array(sizes, dtype=float)) < 2**62:  # one code a combination
+            radix = np.cumprod([1, *sizes[:-1]]).astype(np.int64)
+            keys, inverse = np.unique(matrix @ radix, return_inverse=True)
+            combos = [[(k // r) % s for r, s in zip(radix, sizes, strict=True)] for k in keys]
+        else:
+            combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
         made = [one(c, None) for c in combos]
         out = [made[k] for k in inverse.reshape(-1)]
     ok = np.array([s is not None for s in out], dtype=bool)
@@ -206,5 +212,7 @@ def adapt_batch(
         "answer_type": answer_type,
         "meta": meta,
     }
-    table = pa.table(columns, schema=SCHEMA).filter(pa.array(ok))
+    table = pa.table(columns, schema=SCHEMA)
+    if not ok.all():
+        table = table.filter(pa.array(ok))
     return table, np.flatnonzero(ok), np.flatnonzero(~ok)
