@@ -7,9 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mathrecipes import records
+from mathrecipes import parquet_stream, records
 from mathrecipes.ingest import ingest
-from mathrecipes.records import RecordError, TableStream, write_records, write_table
+from mathrecipes.parquet_stream import TableStream
+from mathrecipes.records import RecordError, write_records, write_table
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +173,8 @@ def test_table_stream_row_groups(tmp_path, monkeypatch, real):
     assert (tmp_path / "s.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
 
     for rows, cap, groups in ((400, 1 << 40, [400, 400, 400, 300]), (10**6, 1, [128] * 11 + [92])):
-        monkeypatch.setattr(records, "ROW_GROUP_ROWS", rows)
-        monkeypatch.setattr(records, "ROW_GROUP_BYTES", cap)
+        monkeypatch.setattr(parquet_stream, "ROW_GROUP_ROWS", rows)
+        monkeypatch.setattr(parquet_stream, "ROW_GROUP_BYTES", cap)
         stream = TableStream(tmp_path / "g.parquet", table.schema)
         for k in range(0, table.num_rows, 128):
             stream.write(table.slice(k, 128))

@@ -16,14 +16,8 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from mathrecipes.config import BuiltinSource, HFSource, LocalSource, source_spec
-from mathrecipes.records import (
-    FIELDS,
-    SCHEMA,
-    RecordError,
-    TableStream,
-    check_record,
-    dumps_meta,
-)
+from mathrecipes.parquet_stream import TableStream
+from mathrecipes.records import FIELDS, SCHEMA, RecordError, check_record, dumps_meta
 from mathrecipes.sources import open_source
 from mathrecipes.sources.rows import BadRow
 
@@ -34,7 +28,7 @@ QUARANTINE_SCHEMA = pa.schema([(f, pa.string()) for f in QUARANTINE_FIELDS])
 SourceSpec = BuiltinSource | LocalSource | HFSource
 
 # Raw rows a batch: what ingest holds at a time (with one row group of the output, see
-# mathrecipes.records.TableStream), whatever the size of the source.
+# mathrecipes.parquet_stream.TableStream), whatever the size of the source.
 BATCH_ROWS = 20_000
 
 
@@ -59,12 +53,13 @@ def ingest(
     Duplicate ids always fail: they would break provenance. A ``text`` source
     (:mod:`mathrecipes.sources.text`) gives answerless rows, one per document or chunk.
 
-    Rows are read, checked and written ``batch_rows`` at a time (both files are written as they
-    go, :class:`~mathrecipes.records.TableStream`, and moved into place at the end). The parquet
-    files of a ``local`` source with ``format: canonical`` are adapted and checked as columns
-    (:mod:`mathrecipes.sources.columnar`; ``columnar=False``: row by row, the same result); any
-    row the columns do not settle goes the per-row way. Duplicate ids are found per batch and,
-    over the ids of all batches, before the first bad row (``on_bad_row: fail``) and at the end.
+    Rows are read, checked and written ``batch_rows`` at a time: both files are written as they
+    go (:class:`~mathrecipes.parquet_stream.TableStream`) and moved into place at the end. The
+    parquet files of a ``local`` source with ``format: canonical`` are adapted and checked as
+    columns (:mod:`mathrecipes.sources.columnar`; ``columnar=False``: row by row, the same
+    file); a row the columns do not settle goes the per-row way. Duplicate ids are looked for
+    in each batch and, over the ids of all batches, before the first bad row
+    (``on_bad_row: fail``) and at the end.
     """
     spec = source_spec(spec)
     source = open_source(name, spec)
