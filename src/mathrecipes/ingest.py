@@ -186,7 +186,7 @@ class _Reader:
         import pyarrow.parquet as pq
 
         from mathrecipes.sources.columnar import adapt_batch, covered
-        from mathrecipes.sources.local import parquet_rows
+        from mathrecipes.sources.local import parquet_batches, parquet_rows
 
         parquet = pq.ParquetFile(path)
         if not covered(parquet.schema_arrow, self.spec.fields):
@@ -197,7 +197,7 @@ class _Reader:
             return f"{path} row {raw_index - first}"
 
         fail = self.spec.on_bad_row == "fail"
-        for batch in _prefetched(parquet.iter_batches(batch_size=self.batch_rows)):
+        for batch in _prefetched(parquet_batches(parquet, self.batch_rows)):
             if left is not None:
                 batch = batch.slice(0, max(0, left - (self.index - first)))
             if not batch.num_rows:
