@@ -61,16 +61,17 @@ def renamed(names: Iterable[str], fields: Mapping[str, str]) -> dict[str, str]:
 
 def covered(schema: pa.Schema, fields: Mapping[str, str]) -> bool:
     """Whether :func:`adapt_batch` covers a file of this schema (else the per-row path reads it):
-    ``problem``, ``solution``, ``answer``, ``answer_type``, ``meta`` strings, ``id`` a string or
-    an integer (each may be absent or all null), unique column names; other columns any type."""
+    ``problem``, ``solution``, ``answer_type``, ``meta`` strings, ``id`` and ``answer`` strings
+    or integers (each may be absent or all null), unique column names; other columns any type."""
     if len(set(schema.names)) != len(schema.names):
         return False
     cols = renamed(schema.names, fields)
     for field, column in cols.items():
         t = schema.field(column).type
-        if field in _TEXT and not (_is_string(t) or pa.types.is_null(t)):
+        integral = pa.types.is_integer(t) and field in ("id", "answer")  # str(int) exactly
+        if field in _TEXT and not (_is_string(t) or pa.types.is_null(t) or integral):
             return False
-        if field == "id" and not (_encodable(t) and not pa.types.is_boolean(t)):
+        if field == "id" and not (_is_string(t) or pa.types.is_null(t) or integral):
             return False
     return True
 
