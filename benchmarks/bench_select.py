@@ -1,14 +1,16 @@
 """Ingest and selection rows/s and peak memory on realistic pools (issue 13), before and after.
 
     python benchmarks/bench_select.py [--rows 200000 1000000] [--ref COMMIT] [--agreement]
-                                      [--pools DIR] [--skip-ingest]
+                                      [--pools DIR] [--skip-ingest] [--skip-select] [--per-row]
 
 For each row count: the pool of benchmarks/make_pool.py (seed 0; made once and kept in
 ``--pools``, default /tmp/mathrecipes-pools), then, each in its own child process whose peak
 resident memory is read with ``os.wait4``:
 
 * ``ingest``: :func:`mathrecipes.ingest.ingest` of the pool file as a ``local`` source
-  (format ``canonical``), as the ingest rule runs it;
+  (format ``canonical``), as the ingest rule runs it (its columnar path; with ``--per-row`` its
+  per-row path too, and with ``--ref`` the package at COMMIT; the outputs compared as tables);
+  ``--skip-select``: ingest only;
 * ``select``: :func:`mathrecipes.selection.select_recipe` of one recipe taking the pool whole,
   with exact dedup, near dedup (threshold 0.8, 128 permutations, 5-word shingles) and 13-gram
   decontamination against MATH-500 and GSM8K test (``$MATHRECIPES_SHARED_DATA``, default
@@ -55,8 +57,23 @@ INGEST = """
 import sys
 from mathrecipes.ingest import ingest
 spec = {"source": "local", "path": sys.argv[1], "format": "canonical"}
-print(ingest("pool", spec, sys.argv[2], sys.argv[3], progress=False)["rows"])
+kw = {} if len(sys.argv) < 5 else {"columnar": sys.argv[4] == "columnar"}
+print(ingest("pool", spec, sys.argv[2], sys.argv[3], progress=False, **kw)["rows"])
 """
+
+
+def same_parquet(a: Path, b: Path) -> bool:
+    """The two files hold equal tables (compared a batch at a time)."""
+    import pyarrow.parquet as pq
+
+    fa, fb = pq.ParquetFile(a), pq.ParquetFile(b)
+    if fa.metadata.num_rows != fb.metadata.num_rows or not fa.schema_arrow.equals(fb.schema_arrow):
+        return False
+    batches = zip(
+        fa.iter_batches(batch_size=50_000), fb.iter_batches(batch_size=50_000), strict=True
+    )
+    return all(x.equals(y) for x, y in batches)
+
 
 SELECT = """
 import json, sys
@@ -248,6 +265,10 @@ def main() -> None:
     parser.add_argument("--pools", type=Path, default=Path("/tmp/mathrecipes-pools"))
     parser.add_argument("--agreement", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-select", action="store_true", help="time ingest only")
+    parser.add_argument(
+        "--per-row", action="store_true", help="time ingest's per-row path too (columnar=False)"
+    )
     parser.add_argument("--minhash", action="store_true", help="time the MinHash libraries")
     args = parser.parse_args()
     args.pools.mkdir(parents=True, exist_ok=True)
@@ -269,12 +290,25 @@ def main() -> None:
             pool = pool_file(n, args.pools)
             print(f"{n} rows ({pool}, {pool.stat().st_size / 1e6:.0f} MB):")
             if not args.skip_ingest:
-                s, gb, _ = run_child(
-                    INGEST,
-                    [str(pool), str(tmp / "ing.parquet"), str(tmp / "q.parquet")],
-                    REPO / "src",
-                )
-                print(f"  ingest: {s:.1f} s, {n / s:,.0f} rows/s, peak {gb:.2f} GB")
+                ingests = [("after", REPO / "src", ["columnar"])]
+                if args.per_row:
+                    ingests.append(("after, per-row path", REPO / "src", ["per-row"]))
+                if old_src:
+                    ingests.append(("before", old_src, []))
+                outs = []
+                for k, (label, src, extra) in enumerate(ingests):
+                    out = tmp / f"ing{k}.parquet"
+                    s, gb, _ = run_child(
+                        INGEST, [str(pool), str(out), str(tmp / f"q{k}.parquet"), *extra], src
+                    )
+                    print(f"  ingest {label}: {s:.1f} s, {n / s:,.0f} rows/s, peak {gb:.2f} GB")
+                    outs.append(out)
+                for label, out in zip([i[0] for i in ingests[1:]], outs[1:], strict=True):
+                    print(f"  ingest output equal to {label}: {same_parquet(outs[0], out)}")
+                for out in outs:
+                    out.unlink()
+            if args.skip_select:
+                continue
             runs = [("after", REPO / "src")] + ([("before", old_src)] if old_src else [])
             for label, src in runs:
                 out = tmp / label

@@ -31,7 +31,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 COMMON = ("__init__.py", "records.py", "provenance.py")
 
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
-    "ingest": ("sources", "builtin", "ingest.py", "answers.py", "latex.py"),
+    "ingest": ("sources", "builtin", "ingest.py", "parquet_stream.py", "answers.py", "latex.py"),
     "synthesize": ("teachers", "builtin", "synthesis"),
     # what the local-model teachers (hf, vllm) use outside teachers/: the decoders and loaders,
     # and the prompt tokenization (teachers/local.py's prompt ids: training/data.py's bos_ids and

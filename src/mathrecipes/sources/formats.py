@@ -51,7 +51,7 @@ from mathrecipes.records import ANSWER_TYPES, loads_meta
 from mathrecipes.sources.rows import rest_meta, row_id
 from mathrecipes.sources.text import adapt_text
 
-__all__ = ["FORMATS", "Format", "answer_type_distribution", "get_format"]
+__all__ = ["FORMATS", "Format", "answer_type_distribution", "canonical_meta", "get_format"]
 
 S1K_SHORT_SOLUTION = 40  # s1K: a solution this short (and one line) without a box is the answer
 
@@ -121,23 +121,32 @@ def _drop_duplicate_question(raw: Mapping[str, Any], problem: str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _adapt_canonical(raw: Mapping[str, Any], index: int) -> dict:
-    problem = _text(raw.get("problem"))
-    answer = clean_gold(_text(raw.get("answer")))
-    answer_type = raw.get("answer_type")
-    if answer_type not in ANSWER_TYPES:
-        answer_type = _typed(answer, problem)
-    meta_raw = raw.get("meta")
+CANONICAL_FIELDS = ("id", "problem", "solution", "answer", "answer_type", "meta")
+
+
+def canonical_meta(meta_raw: Any, raw: Mapping[str, Any]) -> dict:
+    """The ``meta`` of a ``canonical`` row: its ``meta`` (a JSON string or a mapping) over the
+    row's other fields (``raw`` less :data:`CANONICAL_FIELDS`; ``source`` as ``orig_source``).
+    Shared with the columnar path (:mod:`mathrecipes.sources.columnar`)."""
     if isinstance(meta_raw, str):
         meta = loads_meta(meta_raw)
     elif isinstance(meta_raw, Mapping):
         meta = rest_meta(meta_raw, ())
     else:
         meta = {}
-    extra = rest_meta(raw, ("id", "problem", "solution", "answer", "answer_type", "meta"))
+    extra = rest_meta(raw, CANONICAL_FIELDS)
     if "source" in extra:
         extra["orig_source"] = extra.pop("source")
-    meta = {**extra, **meta}
+    return {**extra, **meta}
+
+
+def _adapt_canonical(raw: Mapping[str, Any], index: int) -> dict:
+    problem = _text(raw.get("problem"))
+    answer = clean_gold(_text(raw.get("answer")))
+    answer_type = raw.get("answer_type")
+    if answer_type not in ANSWER_TYPES:
+        answer_type = _typed(answer, problem)
+    meta = canonical_meta(raw.get("meta"), raw)
     rid = _text(raw.get("id")).strip() or f"{index:07d}"
     return _record(rid, problem, _text(raw.get("solution")), answer, answer_type, meta)
 

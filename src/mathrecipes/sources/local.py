@@ -73,6 +73,25 @@ def _jsonl_rows(path: str) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
             yield where, obj
 
 
+def parquet_batches(parquet: Any, batch_rows: int) -> Iterator[Any]:
+    """The record batches of a ``pyarrow.parquet.ParquetFile``, a row group at a time: one
+    ``iter_batches`` over the whole file pre-buffers every row group it has read (the file's
+    size in memory by the end)."""
+    for group in range(parquet.num_row_groups):
+        yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[group])
+
+
+def parquet_rows(path: str, batch_rows: int = 10_000) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The rows of a parquet file, each with its file and row, read ``batch_rows`` at a time."""
+    import pyarrow.parquet as pq
+
+    i = 0
+    for batch in parquet_batches(pq.ParquetFile(path), batch_rows):
+        for obj in batch.to_pylist():
+            yield f"{path} row {i}", obj
+            i += 1
+
+
 def _json_type(value: Any) -> str:
     """A JSON value's kind, with its article: 'a list', 'null'."""
     kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
@@ -106,10 +125,7 @@ class LocalSource:
             for i, obj in enumerate(data):
                 yield f"{path} item {i}", obj
         elif suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            for i, obj in enumerate(pq.read_table(path).to_pylist()):
-                yield f"{path} row {i}", obj
+            yield from parquet_rows(path)
         elif suffix == ".csv":
             text = io.StringIO(decode_utf8(path, Path(path).read_bytes()), newline="")
             for i, obj in enumerate(csv.DictReader(text), start=2):
