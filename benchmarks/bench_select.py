@@ -110,6 +110,66 @@ def benchmark_files(d: Path) -> dict[str, str]:
     return out
 
 
+# the sharded path (--shards N), each job in its own child, as the Snakemake jobs run them
+SIGNATURES = """
+import json, sys
+from mathrecipes.config import RecipeSpec
+from mathrecipes.config.recipes import pool_settings
+from mathrecipes.poolsteps import shard_signatures
+from mathrecipes.records import write_table
+out, spec, pool, benches, k, n = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+settings = pool_settings(RecipeSpec.model_validate(spec), sorted(benches))
+t = shard_signatures([pool], k, n, settings, benches, pool="pool", workers=2)
+write_table(t, f"{out}/shard-{k}.parquet")
+print(t.num_rows)
+"""
+
+UNION = """
+import json, sys
+from mathrecipes.config import RecipeSpec
+from mathrecipes.config.recipes import pool_settings
+from mathrecipes.poolsteps import pool_union, write_union
+out, spec, benches, n = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
+settings = pool_settings(RecipeSpec.model_validate(spec), sorted(benches))
+r = pool_union([f"{out}/shard-{k}.parquet" for k in range(n)], settings, pool="pool")
+write_union(r, out)
+print(r.stats["pool"])
+"""
+
+SELECT_SHARDED = """
+import json, sys
+from mathrecipes.selection import select_recipe
+out, spec, pool, benches, union = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), sys.argv[5]
+s = select_recipe("r", spec, {"pool": [pool]}, benches, out + "/train.parquet",
+                  out + "/stats.json", out + "/contamination.parquet", out + "/removed.parquet",
+                  unions={"pool": union})
+print(s["examples"])
+"""
+
+
+def sharded(n: int, shards: int, pool: Path, benches: dict[str, str], tmp: Path) -> None:
+    """The sharded path's jobs one after the other (on a cluster the signature jobs run side by
+    side): each job's seconds and peak memory; the outputs compared with the single job's."""
+    work, out = tmp / f"shards-{shards}", tmp / f"sharded-{shards}"
+    work.mkdir()
+    spec, b = json.dumps(SPEC), json.dumps(benches)
+    src = REPO / "src"
+    for k in range(shards):
+        s, gb, rows = run_child(
+            SIGNATURES, [str(work), spec, str(pool), b, str(k), str(shards)], src
+        )
+        print(f"  select_signatures {k}/{shards}: {s:.1f} s, peak {gb:.2f} GB, {rows} rows")
+    s, gb, kept = run_child(UNION, [str(work), spec, b, str(shards)], src)
+    print(f"  select_union: {s:.1f} s, peak {gb:.2f} GB, {kept} kept")
+    s, gb, examples = run_child(SELECT_SHARDED, [str(out), spec, str(pool), b, str(work)], src)
+    print(f"  select_recipe (sharded): {s:.1f} s, peak {gb:.2f} GB, {examples} examples")
+    single = tmp / "after"
+    if (single / "train.parquet").exists():
+        files = ("train.parquet", "removed.parquet", "contamination.parquet", "stats.json")
+        same = [f for f in files if (single / f).read_bytes() == (out / f).read_bytes()]
+        print(f"  byte-identical to the single job: {', '.join(same) or 'none'} (of {len(files)})")
+
+
 def pool_file(n: int, pools: Path) -> Path:
     path = pools / f"pool-{n}.parquet"
     if not path.exists():
@@ -138,6 +198,9 @@ def compare(before: Path, after: Path) -> None:
         return table.filter(mask), table.num_rows
 
     (c0, n0), (c1, n1) = contam(before), contam(after)
+    same = [f for f in ("train.parquet", "removed.parquet", "contamination.parquet", "stats.json")
+            if (before / f).read_bytes() == (after / f).read_bytes()]  # fmt: skip
+    print(f"  byte-identical: {', '.join(same) or 'none'}")
     print(f"  exact duplicates identical: {same_exact} ({len(removed(after, 'dedup'))} rows)")
     print(
         f"  contamination identical on the rows both near dedups kept: {c0.equals(c1)} "
@@ -249,6 +312,10 @@ def main() -> None:
     parser.add_argument("--agreement", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--minhash", action="store_true", help="time the MinHash libraries")
+    parser.add_argument(
+        "--shards", type=int, default=0, help="also run the sharded path with N row ranges"
+    )
+    parser.add_argument("--skip-single", action="store_true", help="no single-job select")
     args = parser.parse_args()
     args.pools.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -275,7 +342,8 @@ def main() -> None:
                     REPO / "src",
                 )
                 print(f"  ingest: {s:.1f} s, {n / s:,.0f} rows/s, peak {gb:.2f} GB")
-            runs = [("after", REPO / "src")] + ([("before", old_src)] if old_src else [])
+            runs = [] if args.skip_single else [("after", REPO / "src")]
+            runs += [("before", old_src)] if old_src else []
             for label, src in runs:
                 out = tmp / label
                 s, gb, kept = run_child(
@@ -284,8 +352,10 @@ def main() -> None:
                 print(
                     f"  select {label}: {s:.1f} s, {n / s:,.0f} rows/s, peak {gb:.2f} GB, {kept} kept"
                 )
-            if old_src:
+            if old_src and not args.skip_single:
                 compare(tmp / "before", tmp / "after")
+            if args.shards:
+                sharded(n, args.shards, pool, benches, tmp)
             if args.agreement:
                 agreement(pool)
             if args.minhash:

@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mathrecipes import minhash
+from mathrecipes.config.recipes import pool_settings, settings_key  # noqa: F401 (re-exported)
 from mathrecipes.decontam import BenchmarkIndex
 from mathrecipes.neardup import CHUNK_ROWS, filter_reason, lsh_bands
 from mathrecipes.records import FIELDS, NO_ANSWER, SCHEMA, RecordError, read_records, write_table
@@ -76,33 +77,6 @@ class PoolResult(NamedTuple):
     removed: list[dict[str, str]]
     matches: list[dict[str, Any]]
     stats: dict[str, Any]
-
-
-def pool_settings(spec: Any, benchmarks: Sequence[str]) -> dict[str, Any]:
-    """The settings of recipe ``spec`` (a :class:`~mathrecipes.config.RecipeSpec`) that decide
-    which rows of a pool are removed, ``benchmarks`` being its decontamination benchmarks:
-    recipes with equal settings share their pools' selection jobs."""
-    near, decon = spec.near_dedup, spec.decontaminate
-    return {
-        "filters": spec.filters.model_dump(exclude_none=True),
-        "dedup": spec.dedup,
-        "near_dedup": near.model_dump() if near.enabled else {"enabled": False},
-        "decontaminate": {
-            "enabled": True,
-            "ngram": decon.ngram,
-            "min_overlap": decon.min_overlap,
-            "benchmarks": sorted(benchmarks),
-        }
-        if decon.enabled and benchmarks
-        else {"enabled": False},
-    }
-
-
-def settings_key(settings: Mapping[str, Any], shards: int) -> str:
-    """A short hash of ``settings`` (:func:`pool_settings`) and the shard count: the name of a
-    pool's selection jobs."""
-    text = json.dumps({**settings, "shards": shards}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def pool_rows(paths: Sequence[str | Path]) -> int:
@@ -401,7 +375,9 @@ def pool_union(
         dtype=np.int64,
     )
     gathered = len(ids)
-    order = pc.sort_indices(ids).to_numpy().astype(np.int64)  # stable: equal ids keep their file order
+    order = (
+        pc.sort_indices(ids).to_numpy().astype(np.int64)
+    )  # stable: equal ids keep their file order
     filtered = _column(shards, "filtered")
     removed: list[dict[str, str]] = []
     counts: dict[str, int] = {}

@@ -46,11 +46,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mathrecipes.config import RecipeSpec
+from mathrecipes.config.recipes import pool_settings
 from mathrecipes.poolsteps import (
     SelectionError,
     _u64_pairs,
     benchmark_index,
-    pool_settings,
     pool_union,
     read_union,
     shard_signatures,
