@@ -18,8 +18,8 @@ from test_selection_fast import _spec, real_pool  # noqa: F401 (a fixture)
 
 from mathrecipes.config import RecipeSpec
 from mathrecipes.config.recipes import pool_settings, settings_key
-from mathrecipes.neardup import near_duplicates_of
-from mathrecipes.poolsteps import pool_union, shard_signatures, write_union
+from mathrecipes.neardup import KNOWN_BANDS, near_duplicates_of
+from mathrecipes.poolsteps import benchmark_index, pool_union, shard_signatures, write_union
 from mathrecipes.records import write_table
 from mathrecipes.selection import select_recipe
 from mathrecipes.textnorm import normalize_series
@@ -35,12 +35,13 @@ def _run(out, spec, pools, benches, unions=None):
 
 def _sharded(tmp, spec, pools, benches, shards):
     settings = pool_settings(RecipeSpec.model_validate(spec), sorted(benches))
+    index = benchmark_index(settings, benches)  # one for every shard (a job builds its own)
     unions = {}
     for name, paths in pools.items():
         folder = tmp / f"sel-{name}-{shards}"
         files = []
         for k in range(shards):
-            table = shard_signatures(paths, k, shards, settings, benches, pool=name)
+            table = shard_signatures(paths, k, shards, settings, benches, pool=name, index=index)
             write_table(table, folder / f"shard-{k}.parquet")
             files.append(folder / f"shard-{k}.parquet")
         write_union(pool_union(files, settings, pool=name), folder)
@@ -108,3 +109,11 @@ def test_settings_key_ignores_seed_volume_and_weights():
     assert settings_key(pool_settings(base, ["b", "c"]), 4) != key
     off = RecipeSpec.model_validate({**_spec(near=False)})
     assert settings_key(pool_settings(off, ["b"]), 4) != key
+
+
+def test_known_bands_are_datasketchs():
+    from datasketch import MinHashLSH
+
+    for (threshold, num_perm), (b, r) in KNOWN_BANDS.items():
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        assert (lsh.b, lsh.r) == (b, r), (threshold, num_perm)
