@@ -207,8 +207,7 @@ def shard_signatures(
         # the row's (as selection has always drawn them: another length draws other values)
         perms = r * -(-num_perm // r)
         chunks = gram_hash_chunks(norms, ngram, empty_gram=True, rows=CHUNK_ROWS)
-        sigs = minhash.signatures(chunks, len(norms), perms, workers=workers)
-        sigs = np.ascontiguousarray(sigs[:, :num_perm])
+        sigs = minhash.signatures(chunks, len(norms), perms, workers=workers, keep=num_perm)
         keys = _filled(band_keys(sigs, b, r), keep)
         for band in range(b):
             out[f"band_{band}"] = pa.array(

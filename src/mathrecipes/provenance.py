@@ -40,7 +40,14 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "teacher_local": ("decoding", "training/data.py"),
     # the failures of a weakness entry and their nearest neighbours in its pool
     "weakness_seeds": ("embedding.py", "synthesis/weakness.py"),
-    "select": ("selection.py", "decontam.py", "textnorm.py", "neardup.py", "minhash.py"),
+    "select": (
+        "selection.py",
+        "poolsteps.py",
+        "decontam.py",
+        "textnorm.py",
+        "neardup.py",
+        "minhash.py",
+    ),
     "train": ("training", "prompting.py"),
     "generate": ("generation.py", "decoding", "prompting.py", "resumable.py"),
     # the likelihood of the benchmarks' reference solutions: the checkpoint's forward on the
