@@ -11,7 +11,9 @@ Two implementations of that rule:
 
 * :func:`near_duplicates` (rows as mappings; datasketch's MinHash and LSH): the synthesis
   methods' near dedup inside a shard (a few thousand rows);
-* :func:`near_duplicates_of` (a recipe's pool, up to millions of rows; vectorised): the shingles
+* :func:`near_duplicates_of` (vectorised; selection's near dedup before the pool steps of
+  :mod:`mathrecipes.poolsteps`, which give the same removals and now run selection: kept as
+  their reference in tests and ``benchmarks/bench_select.py --agreement``): the shingles
   are hashed by :func:`mathrecipes.textnorm.gram_hashes`, the signatures computed by ``rensa``
   (a Rust MinHash), and the LSH is datasketch's own banding (``b`` bands of ``r`` rows, chosen
   by datasketch for the threshold and num_perm) done in numpy. Only the signature values differ

@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mathrecipes import minhash
-from mathrecipes.config.recipes import pool_settings, settings_key  # noqa: F401 (re-exported)
+from mathrecipes.config.recipes import RowFilters, pool_settings, settings_key  # noqa: F401 (re-exported)
 from mathrecipes.decontam import BenchmarkIndex
 from mathrecipes.neardup import CHUNK_ROWS, filter_reason, lsh_bands
 from mathrecipes.records import FIELDS, NO_ANSWER, SCHEMA, RecordError, read_records, write_table
@@ -180,7 +180,8 @@ def shard_signatures(
     reasons = [""] * rows
     if filters:
         cols = table.select(["id", "problem", "solution", "answer_type", "meta"]).to_pylist()
-        reasons = [filter_reason(r, filters) or "" for r in cols]
+        bounds = RowFilters.model_validate(filters)  # once, not per row
+        reasons = [filter_reason(r, bounds) or "" for r in cols]
         del cols
     keep = np.array([not r for r in reasons], dtype=bool)
     passing = table.filter(pa.array(keep)) if not keep.all() else table
