@@ -33,7 +33,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -50,6 +53,8 @@ from mathrecipes.neardup import CHUNK_ROWS, filter_reason, lsh_bands
 from mathrecipes.records import FIELDS, NO_ANSWER, SCHEMA, RecordError, read_records, write_table
 from mathrecipes.textnorm import gram_hash_chunks, normalize_series
 
+log = logging.getLogger(__name__)
+
 MATCH = pa.struct(
     [
         ("benchmark", pa.string()),
@@ -62,6 +67,28 @@ MATCH = pa.struct(
 KEPT_SCHEMA = pa.schema(
     [("id", pa.string()), ("pos", pa.int64()), ("norm", pa.binary(16))]
 )  # a pool's rows left after dedup and decontamination, in id order
+
+
+class Clock:
+    """Seconds per step and the peak memory so far, for the log."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.laps: list[str] = []
+
+    def lap(self, what: str) -> None:
+        import resource
+
+        now = time.perf_counter()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+        self.laps.append(f"{what} {now - self.t:.1f} s (peak {peak:.2f} GB)")
+        self.t = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps)
+
+
+_THREADS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decontam-screen")
 
 
 class SelectionError(ValueError):
@@ -129,7 +156,7 @@ def norm_keys(norms: pl.Series) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(16), len(norms), [None, pa.py_buffer(blob)])
 
 
-def _u64_pairs(arr: Any) -> np.ndarray:
+def key_pairs(arr: Any) -> np.ndarray:
     """A ``fixed_size_binary(16)`` array (no nulls) as rows x 2 uint64."""
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     if len(arr) == 0:
@@ -167,6 +194,7 @@ def shard_signatures(
     filters = settings["filters"]
     near = settings["near_dedup"]
     decon = settings["decontaminate"]
+    clock = Clock()
     start, stop = shard_range(pool_rows(paths), shard, shards)
     used = ["id", "problem", "answer_type"] + (["solution", "meta"] if filters else [])
     table = read_slice(paths, start, stop, used)
@@ -184,6 +212,7 @@ def shard_signatures(
         reasons = [filter_reason(r, bounds) or "" for r in cols]
         del cols
     keep = np.array([not r for r in reasons], dtype=bool)
+    clock.lap("read and filter")
     passing = table.filter(pa.array(keep)) if not keep.all() else table
     ids = table["id"]
     out: dict[str, Any] = {
@@ -193,14 +222,24 @@ def shard_signatures(
     }
     mask = pa.array(~keep) if not keep.all() else None
     norms = normalize_series(passing["problem"])
+    clock.lap("normalize")
     digest = norm_keys(norms)
     if mask is None:
         out["norm"] = digest
     else:
-        flat = _filled(_u64_pairs(digest), keep)
+        flat = _filled(key_pairs(digest), keep)
         out["norm"] = pa.Array.from_buffers(
             pa.binary(16), rows, [pa.array(keep).buffers()[1], pa.py_buffer(flat.tobytes())]
         )
+    clock.lap("keys")
+    screen = None
+    if decon.get("enabled"):
+        if index is None:
+            index = benchmark_index(settings, benchmarks)
+        if len(norms):
+            # the screen (numpy and polars, which let go of the GIL) runs in a thread beside
+            # the signatures: the second core
+            screen = _THREADS.submit(index.candidates, norms)
     if near.get("enabled"):
         num_perm, ngram = near["num_perm"], near["ngram"]
         b, r = lsh_bands(near["threshold"], num_perm)
@@ -219,11 +258,11 @@ def shard_signatures(
         out["sig"] = pa.FixedSizeListArray.from_arrays(
             pa.array(flat, pa.uint32()), num_perm, mask=mask
         )
+        clock.lap("signatures")
     if decon.get("enabled"):
-        if index is None:
-            index = benchmark_index(settings, benchmarks)
-        suspects = np.flatnonzero(index.candidates(norms)) if len(norms) else np.empty(0, int)
-        found: list[list[dict[str, Any]]] = [[] for _ in range(len(norms))]
+        suspects = np.flatnonzero(screen.result()) if screen else np.empty(0, int)
+        counts = np.zeros(len(norms), dtype=np.int32)  # matches per passing row
+        values: list[dict[str, Any]] = []
         if len(suspects):
             take = pa.array(suspects)
             sub = zip(
@@ -233,7 +272,9 @@ def shard_signatures(
                 strict=True,
             )
             for k, (row_id, problem, norm) in zip(suspects.tolist(), sub, strict=True):
-                found[k] = [
+                found = index.matches(row_id, problem, norm)
+                counts[k] = len(found)
+                values.extend(
                     {
                         "benchmark": m.benchmark,
                         "benchmark_id": m.benchmark_id,
@@ -241,14 +282,16 @@ def shard_signatures(
                         "overlap": m.overlap,
                         "evidence": m.evidence,
                     }
-                    for m in index.matches(row_id, problem, norm)
-                ]
-        if mask is not None:
-            spread: list[Any] = [None] * rows
-            for k, v in zip(np.flatnonzero(keep).tolist(), found, strict=True):
-                spread[k] = v
-            found = spread
-        out["matches"] = pa.array(found, pa.list_(MATCH))
+                    for m in found
+                )
+        # a list per row (empty for most), built from offsets: no Python object per row
+        offsets = np.zeros(rows + 1, dtype=np.int32)
+        np.cumsum(_filled(counts, keep), out=offsets[1:])
+        out["matches"] = pa.ListArray.from_arrays(
+            pa.array(offsets), pa.array(values, MATCH), mask=mask
+        )
+        clock.lap("decontaminate")
+    log.info("pool %s, shard %d of %d (%d rows): %s", pool, shard, shards, rows, clock)
     return pa.table(out)
 
 
@@ -366,6 +409,7 @@ def pool_union(
 ) -> PoolResult:
     """Step 2 of the module docstring over every shard (tables or the files
     :func:`shard_signatures`' tables were written to, in shard order)."""
+    clock = Clock()
     ids = _column(shards, "id")
     sizes = np.array(
         [
@@ -397,7 +441,8 @@ def pool_union(
             removed.append(_removed(row_id, pool, "filter", why))
         passing = order[~is_bad[order]]
     del filtered
-    norm = _u64_pairs(_column(shards, "norm").take(pa.array(passing)))
+    clock.lap("ids and filters")
+    norm = key_pairs(_column(shards, "norm").take(pa.array(passing)))
     survivors = passing
     dups = 0
     if settings["dedup"] and len(passing):
@@ -419,6 +464,7 @@ def pool_union(
                 removed.append(_removed(row_id, pool, "dedup", "same normalized problem text", of))
             survivors = passing[~is_dup]
             norm = norm[~is_dup]
+    clock.lap("exact dedup")
     near_dups = 0
     if settings["near_dedup"].get("enabled") and len(survivors):
         found = _near(shards, survivors, settings["near_dedup"], sizes)
@@ -433,6 +479,7 @@ def pool_union(
             gone = np.zeros(len(survivors), dtype=bool)
             gone[k] = True
             survivors, norm = survivors[~gone], norm[~gone]
+    clock.lap("near dedup")
     matches: list[dict[str, Any]] = []
     contaminated = 0
     if settings["decontaminate"].get("enabled") and len(survivors):
@@ -449,6 +496,7 @@ def pool_union(
             clean[hit] = False
             survivors, norm = survivors[clean], norm[clean]
         del col
+    clock.lap("decontaminate")
     pos = _column(shards, "pos").to_numpy()[survivors]
     kept = pa.table(
         {
@@ -470,6 +518,7 @@ def pool_union(
         "contaminated_removed": contaminated,
         "pool": kept.num_rows,
     }
+    log.info("pool %s, union of %d shard(s) (%d rows): %s", pool, len(shards), gathered, clock)
     return PoolResult(kept, removed, matches, stats)
 
 

@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 import math
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,9 +47,10 @@ import pyarrow.parquet as pq
 from mathrecipes.config import RecipeSpec
 from mathrecipes.config.recipes import pool_settings
 from mathrecipes.poolsteps import (
+    Clock,
     SelectionError,
-    _u64_pairs,
     benchmark_index,
+    key_pairs,
     pool_union,
     read_union,
     shard_signatures,
@@ -84,25 +84,6 @@ def read_pool(paths: Sequence[str | Path], columns: Sequence[str] = FIELDS) -> p
     if len(ids) < 2 or pc.all(pc.less_equal(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
         return table  # already in id order (an ingested file usually is): no second copy
     return table.take(pc.sort_indices(table, [("id", "ascending")]))
-
-
-class _Clock:
-    """Seconds per step and the peak memory so far, for the log."""
-
-    def __init__(self) -> None:
-        self.t = time.perf_counter()
-        self.laps: list[str] = []
-
-    def lap(self, what: str) -> None:
-        import resource
-
-        now = time.perf_counter()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
-        self.laps.append(f"{what} {now - self.t:.1f} s (peak {peak:.2f} GB)")
-        self.t = now
-
-    def __str__(self) -> str:
-        return ", ".join(self.laps)
 
 
 def rank_key(seed: int, row_id: str) -> bytes:
@@ -243,7 +224,7 @@ def select_recipe(
         src = part.from_
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
-        clock = _Clock()
+        clock = Clock()
         if unions is not None:
             result = read_union(unions[src], src)
         else:
@@ -292,7 +273,7 @@ def select_recipe(
     if total <= 0:
         raise SelectionError(f"recipes.{name}.volume: selects no rows (pools allow {t_max})")
     q = quotas(total, weights)
-    clock = _Clock()
+    clock = Clock()
     norm_keys: list[np.ndarray] = []
     parts: list[tuple[Sequence[str | Path], np.ndarray]] = []
     for i, (stats, k) in enumerate(zip(parts_stats, q, strict=True)):
@@ -300,7 +281,7 @@ def select_recipe(
         kept = kept_rows[i]
         kept_rows[i] = None  # freed part by part
         take = np.sort(rank_order(seed, kept["id"])[:k])  # id order
-        norm_keys.append(_u64_pairs(kept["norm"].take(pa.array(take))))
+        norm_keys.append(key_pairs(kept["norm"].take(pa.array(take))))
         parts.append((pools[stats["from"]], kept["pos"].to_numpy()[take]))
         del kept
     keys = np.concatenate(norm_keys)
