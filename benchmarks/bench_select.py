@@ -1,7 +1,7 @@
 """Ingest and selection rows/s and peak memory on realistic pools (issue 13), before and after.
 
     python benchmarks/bench_select.py [--rows 200000 1000000] [--ref COMMIT] [--agreement]
-                                      [--pools DIR] [--skip-ingest]
+                                      [--pools DIR] [--skip-ingest] [--shards N] [--skip-single]
 
 For each row count: the pool of benchmarks/make_pool.py (seed 0; made once and kept in
 ``--pools``, default /tmp/mathrecipes-pools), then, each in its own child process whose peak
@@ -20,6 +20,12 @@ resident memory is read with ``os.wait4``:
 ``--agreement``: on each pool, near dedup's removals with datasketch (the implementation before
 issue 13) and with the vectorised path (rensa signatures), and datasketch with another seed
 (the estimator's own spread); with a histogram of the true shingle Jaccard of the differences.
+
+``--shards N``: the sharded path too (``selection.shards: N``), each job in its own child in the
+order Snakemake runs them: ``select_signatures`` for each of the N row ranges (on a cluster side
+by side), ``select_union``, then ``select_recipe`` reading the union; each job's seconds and peak
+memory, and whether its outputs are byte for byte the single job's. ``--skip-single`` leaves
+the single job out (a 10M-row pool: ``make_pool.py`` it first).
 
 ``--minhash``: the signatures alone (128 permutations, 5-word shingles) of the first 20,000 rows
 by datasketch (``MinHash.bulk`` of Python shingles), rensa (hashed shingles, one call per chunk,
