@@ -121,12 +121,11 @@ SIGNATURES = """
 import json, sys
 from mathrecipes.config import RecipeSpec
 from mathrecipes.config.recipes import pool_settings
-from mathrecipes.poolsteps import shard_signatures
-from mathrecipes.records import write_table
+from mathrecipes.poolsteps import shard_signatures, write_shard
 out, spec, pool, benches, k, n = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 settings = pool_settings(RecipeSpec.model_validate(spec), sorted(benches))
 t = shard_signatures([pool], k, n, settings, benches, pool="pool", workers=2)
-write_table(t, f"{out}/shard-{k}.parquet")
+write_shard(t, f"{out}/shard-{k}.parquet")
 print(t.num_rows)
 """
 

@@ -4,9 +4,8 @@ import os
 os.environ.setdefault("POLARS_MAX_THREADS", str(snakemake.threads))
 
 from mathrecipes import runlog  # noqa: E402
-from mathrecipes.poolsteps import shard_signatures  # noqa: E402
+from mathrecipes.poolsteps import shard_signatures, write_shard  # noqa: E402
 from mathrecipes.provenance import Manifest  # noqa: E402
-from mathrecipes.records import write_table  # noqa: E402
 
 runlog.start(snakemake.log[0])
 w = snakemake.wildcards
@@ -22,6 +21,6 @@ with Manifest("select", inputs=inputs, params=params) as m:
         pool=w.pool,
         workers=snakemake.threads,
     )
-    write_table(table, snakemake.output.shard)
+    write_shard(table, snakemake.output.shard)
     m.add(summary={"pool": w.pool, "shard": int(w.shard), "rows": table.num_rows})
     m.write([snakemake.output.shard], snakemake.output.manifest)

@@ -19,8 +19,13 @@ from test_selection_fast import _spec, real_pool  # noqa: F401 (a fixture)
 from mathrecipes.config import RecipeSpec
 from mathrecipes.config.recipes import pool_settings, settings_key
 from mathrecipes.neardup import KNOWN_BANDS, near_duplicates_of
-from mathrecipes.poolsteps import benchmark_index, pool_union, shard_signatures, write_union
-from mathrecipes.records import write_table
+from mathrecipes.poolsteps import (
+    benchmark_index,
+    pool_union,
+    shard_signatures,
+    write_shard,
+    write_union,
+)
 from mathrecipes.selection import select_recipe
 from mathrecipes.textnorm import normalize_series
 
@@ -42,7 +47,7 @@ def _sharded(tmp, spec, pools, benches, shards):
         files = []
         for k in range(shards):
             table = shard_signatures(paths, k, shards, settings, benches, pool=name, index=index)
-            write_table(table, folder / f"shard-{k}.parquet")
+            write_shard(table, folder / f"shard-{k}.parquet")
             files.append(folder / f"shard-{k}.parquet")
         write_union(pool_union(files, settings, pool=name), folder)
         unions[name] = folder

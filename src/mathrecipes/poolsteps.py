@@ -9,7 +9,8 @@ or mix weights. It is computed in two steps:
    given order, read a row group at a time): the filters (per row); the normalized problem
    (:func:`mathrecipes.textnorm.normalize_series`); its exact-dedup key (``norm``: a 128-bit
    BLAKE2b digest of the normalized text: two different texts share one with probability about
-   2^-128, so dedup on it is dedup on the text); near dedup's MinHash signature (``sig``,
+   2^-128, so dedup on it is dedup on the text); near dedup's MinHash signature (``sig``: its
+   ``num_perm`` uint32 values as ``4 * num_perm`` bytes, the machine's byte order;
    :mod:`mathrecipes.minhash`: a row's signature does not depend on the rows beside it) and its
    datasketch band keys (``band_0`` ...: a 64-bit hash of each band's ``r`` values); the row's
    benchmark matches (``matches``: the screen and :meth:`BenchmarkIndex.matches
@@ -158,11 +159,26 @@ def norm_keys(norms: pl.Series) -> pa.Array:
 
 def key_pairs(arr: Any) -> np.ndarray:
     """A ``fixed_size_binary(16)`` array (no nulls) as rows x 2 uint64."""
+    return _matrix(arr, np.uint64, 2)
+
+
+def _matrix(arr: Any, dtype: Any, width: int) -> np.ndarray:
+    """A fixed-size binary array of rows of ``width`` values of ``dtype`` as a numpy matrix
+    (a view where the array is one chunk)."""
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     if len(arr) == 0:
-        return np.empty((0, 2), dtype=np.uint64)
-    buf = np.frombuffer(arr.buffers()[1], dtype=np.uint64)
-    return buf[2 * arr.offset : 2 * (arr.offset + len(arr))].reshape(-1, 2)
+        return np.empty((0, width), dtype=dtype)
+    buf = np.frombuffer(arr.buffers()[1], dtype=dtype)
+    return buf[width * arr.offset : width * (arr.offset + len(arr))].reshape(-1, width)
+
+
+def _fixed(values: np.ndarray, valid: np.ndarray | None) -> pa.Array:
+    """Rows of a numpy matrix as a fixed-size binary array (null where ``valid`` is False):
+    parquet reads it back far more cheaply than a list column."""
+    values = np.ascontiguousarray(values)
+    width = values.itemsize * (values.shape[1] if values.ndim > 1 else 1)
+    bitmap = None if valid is None else pa.array(valid).buffers()[1]
+    return pa.Array.from_buffers(pa.binary(width), len(values), [bitmap, pa.py_buffer(values)])
 
 
 def _filled(values: np.ndarray, keep: np.ndarray, fill: Any = 0) -> np.ndarray:
@@ -224,13 +240,7 @@ def shard_signatures(
     norms = normalize_series(passing["problem"])
     clock.lap("normalize")
     digest = norm_keys(norms)
-    if mask is None:
-        out["norm"] = digest
-    else:
-        flat = _filled(key_pairs(digest), keep)
-        out["norm"] = pa.Array.from_buffers(
-            pa.binary(16), rows, [pa.array(keep).buffers()[1], pa.py_buffer(flat.tobytes())]
-        )
+    out["norm"] = digest if mask is None else _fixed(_filled(key_pairs(digest), keep), keep)
     clock.lap("keys")
     screen = None
     if decon.get("enabled"):
@@ -253,11 +263,9 @@ def shard_signatures(
             out[f"band_{band}"] = pa.array(
                 keys[:, band], pa.uint64(), mask=None if mask is None else ~keep
             )
-        flat = _filled(sigs, keep).reshape(-1)
+        # 4 * num_perm bytes a row: the signature's uint32 values in native order
+        out["sig"] = _fixed(_filled(sigs, keep), None if mask is None else keep)
         del sigs
-        out["sig"] = pa.FixedSizeListArray.from_arrays(
-            pa.array(flat, pa.uint32()), num_perm, mask=mask
-        )
         clock.lap("signatures")
     if decon.get("enabled"):
         suspects = np.flatnonzero(screen.result()) if screen else np.empty(0, int)
@@ -312,6 +320,32 @@ def _column(shards: Sequence[pa.Table | str | Path], name: str) -> pa.ChunkedArr
         for s in shards
     ]
     return pa.chunked_array([c for col in cols for c in col.chunks], type=cols[0].type)
+
+
+def _batches(shard: pa.Table | str | Path, name: str):
+    """``(first row, array)`` of column ``name`` of a shard, a row group at a time."""
+    if isinstance(shard, pa.Table):
+        yield 0, shard[name]
+        return
+    f = pq.ParquetFile(shard)
+    first = 0
+    for g in range(f.metadata.num_row_groups):
+        col = f.read_row_group(g, columns=[name])[name]
+        yield first, col
+        first += len(col)
+
+
+SHARD_ROW_GROUP = 1 << 16  # rows per row group of a shard file (the union reads them in turn)
+
+
+def write_shard(table: pa.Table, path: str | Path) -> None:
+    """:func:`shard_signatures`' table as a parquet file (small row groups: the union job reads
+    the signatures of a few rows a row group at a time)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=SHARD_ROW_GROUP)
+    tmp.replace(path)
 
 
 def _greedy(lo: np.ndarray, hi: np.ndarray, jac: np.ndarray) -> list[tuple[int, int, float]]:
@@ -379,15 +413,13 @@ def _near(
         a, z = np.searchsorted(rows[order], [bounds[k], bounds[k + 1]])
         if a == z:
             continue
-        col = (
-            shard["sig"]
-            if isinstance(shard, pa.Table)
-            else pq.read_table(shard, columns=["sig"])["sig"]
-        )
         local = rows[order[a:z]] - bounds[k]
-        taken = col.take(pa.array(local)).combine_chunks()
-        sigs[order[a:z]] = taken.flatten().to_numpy().reshape(-1, num_perm)
-        del col, taken
+        at = order[a:z]
+        for first, batch in _batches(shard, "sig"):  # a batch at a time: bounded memory
+            lo_b, hi_b = np.searchsorted(local, [first, first + len(batch)])
+            if hi_b > lo_b:
+                taken = batch.take(pa.array(local[lo_b:hi_b] - first))
+                sigs[at[lo_b:hi_b]] = _matrix(taken, np.uint32, num_perm)
     li, hj = np.searchsorted(involved, lo), np.searchsorted(involved, hi)
     keep_lo, keep_hi, keep_j = [], [], []
     step = 1 << 20
@@ -446,14 +478,14 @@ def pool_union(
     survivors = passing
     dups = 0
     if settings["dedup"] and len(passing):
-        frame = pl.DataFrame({"a": norm[:, 0], "b": norm[:, 1]})
-        first_at = (
-            frame.with_row_index("i")
-            .select(pl.col("i").first().over("a", "b"))
-            .to_series()
-            .to_numpy()
-            .astype(np.int64)
-        )
+        # rows with one key together, in id order (lexsort is stable): the first is kept
+        by_key = np.lexsort((norm[:, 1], norm[:, 0]))
+        sk = norm[by_key]
+        start = np.r_[True, (sk[1:] != sk[:-1]).any(axis=1)]
+        del sk
+        first_at = np.empty(len(passing), dtype=np.int64)
+        first_at[by_key] = by_key[np.flatnonzero(start)[np.cumsum(start) - 1]]
+        del by_key, start
         is_dup = first_at != np.arange(len(passing))
         dups = int(is_dup.sum())
         if dups:
@@ -502,11 +534,7 @@ def pool_union(
         {
             "id": ids.take(pa.array(survivors)),
             "pos": pa.array(pos, pa.int64()),
-            "norm": pa.Array.from_buffers(
-                pa.binary(16),
-                len(survivors),
-                [None, pa.py_buffer(np.ascontiguousarray(norm).tobytes())],
-            ),
+            "norm": _fixed(norm, None),
         },
         schema=KEPT_SCHEMA,
     )
