@@ -138,7 +138,8 @@ def _write_rows(parts: Sequence[tuple[Sequence[str | Path], np.ndarray]], out: s
             while held >= ROW_GROUP or (final and held):
                 whole = pa.concat_tables(pending)
                 group, rest = whole.slice(0, ROW_GROUP), whole.slice(ROW_GROUP)
-                writer.write_table(group, row_group_size=ROW_GROUP)
+                # one chunk: the pages do not depend on how the rows were read
+                writer.write_table(group.combine_chunks(), row_group_size=ROW_GROUP)
                 written += group.num_rows
                 pending[:] = [rest] if rest.num_rows else []
                 held = rest.num_rows
