@@ -422,7 +422,7 @@ def _near(
                 sigs[at[lo_b:hi_b]] = _matrix(taken, np.uint32, num_perm)
     li, hj = np.searchsorted(involved, lo), np.searchsorted(involved, hi)
     keep_lo, keep_hi, keep_j = [], [], []
-    step = 1 << 20
+    step = 1 << 18  # pairs checked at once (two rows of signatures each: 256 MB)
     for a in range(0, len(li), step):
         x, y = sigs[li[a : a + step]], sigs[hj[a : a + step]]
         eq = x == y

@@ -102,7 +102,7 @@ def quotas(total: int, weights: Sequence[float]) -> list[int]:
     return base
 
 
-ROW_GROUP = 1 << 20  # rows per row group of train.parquet (pyarrow's default)
+ROW_GROUP = 1 << 18  # rows per row group of train.parquet (bounds what select_recipe holds)
 
 
 def rank_order(seed: int, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
