@@ -2,6 +2,7 @@
 
     python benchmarks/bench_select.py [--rows 200000 1000000] [--ref COMMIT] [--agreement]
                                       [--pools DIR] [--skip-ingest] [--skip-select] [--per-row]
+                                      [--shards N] [--skip-single]
 
 For each row count: the pool of benchmarks/make_pool.py (seed 0; made once and kept in
 ``--pools``, default /tmp/mathrecipes-pools), then, each in its own child process whose peak
@@ -22,6 +23,12 @@ resident memory is read with ``os.wait4``:
 ``--agreement``: on each pool, near dedup's removals with datasketch (the implementation before
 issue 13) and with the vectorised path (rensa signatures), and datasketch with another seed
 (the estimator's own spread); with a histogram of the true shingle Jaccard of the differences.
+
+``--shards N``: the sharded path too (``selection.shards: N``), each job in its own child in the
+order Snakemake runs them: ``select_signatures`` for each of the N row ranges (on a cluster side
+by side), ``select_union``, then ``select_recipe`` reading the union; each job's seconds and peak
+memory, and whether its outputs are byte for byte the single job's. ``--skip-single`` leaves
+the single job out (a 10M-row pool: ``make_pool.py`` it first).
 
 ``--minhash``: the signatures alone (128 permutations, 5-word shingles) of the first 20,000 rows
 by datasketch (``MinHash.bulk`` of Python shingles), rensa (hashed shingles, one call per chunk,
@@ -127,6 +134,65 @@ def benchmark_files(d: Path) -> dict[str, str]:
     return out
 
 
+# the sharded path (--shards N), each job in its own child, as the Snakemake jobs run them
+SIGNATURES = """
+import json, sys
+from mathrecipes.config import RecipeSpec
+from mathrecipes.config.recipes import pool_settings
+from mathrecipes.poolsteps import shard_signatures, write_shard
+out, spec, pool, benches, k, n = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+settings = pool_settings(RecipeSpec.model_validate(spec), sorted(benches))
+t = shard_signatures([pool], k, n, settings, benches, pool="pool", workers=2)
+write_shard(t, f"{out}/shard-{k}.parquet")
+print(t.num_rows)
+"""
+
+UNION = """
+import json, sys
+from mathrecipes.config import RecipeSpec
+from mathrecipes.config.recipes import pool_settings
+from mathrecipes.poolsteps import pool_union, write_union
+out, spec, benches, n = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
+settings = pool_settings(RecipeSpec.model_validate(spec), sorted(benches))
+r = pool_union([f"{out}/shard-{k}.parquet" for k in range(n)], settings, pool="pool")
+write_union(r, out)
+print(r.stats["pool"])
+"""
+
+SELECT_SHARDED = """
+import json, sys
+from mathrecipes.selection import select_recipe
+out, spec, pool, benches, union = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), sys.argv[5]
+s = select_recipe("r", spec, {"pool": [pool]}, benches, out + "/train.parquet",
+                  out + "/stats.json", out + "/contamination.parquet", out + "/removed.parquet",
+                  unions={"pool": union})
+print(s["examples"])
+"""
+
+
+def sharded(n: int, shards: int, pool: Path, benches: dict[str, str], tmp: Path) -> None:
+    """The sharded path's jobs one after the other (on a cluster the signature jobs run side by
+    side): each job's seconds and peak memory; the outputs compared with the single job's."""
+    work, out = tmp / f"shards-{shards}", tmp / f"sharded-{shards}"
+    work.mkdir()
+    spec, b = json.dumps(SPEC), json.dumps(benches)
+    src = REPO / "src"
+    for k in range(shards):
+        s, gb, rows = run_child(
+            SIGNATURES, [str(work), spec, str(pool), b, str(k), str(shards)], src
+        )
+        print(f"  select_signatures {k}/{shards}: {s:.1f} s, peak {gb:.2f} GB, {rows} rows")
+    s, gb, kept = run_child(UNION, [str(work), spec, b, str(shards)], src)
+    print(f"  select_union: {s:.1f} s, peak {gb:.2f} GB, {kept} kept")
+    s, gb, examples = run_child(SELECT_SHARDED, [str(out), spec, str(pool), b, str(work)], src)
+    print(f"  select_recipe (sharded): {s:.1f} s, peak {gb:.2f} GB, {examples} examples")
+    single = tmp / "after"
+    if (single / "train.parquet").exists():
+        files = ("train.parquet", "removed.parquet", "contamination.parquet", "stats.json")
+        same = [f for f in files if (single / f).read_bytes() == (out / f).read_bytes()]
+        print(f"  byte-identical to the single job: {', '.join(same) or 'none'} (of {len(files)})")
+
+
 def pool_file(n: int, pools: Path) -> Path:
     path = pools / f"pool-{n}.parquet"
     if not path.exists():
@@ -155,6 +221,9 @@ def compare(before: Path, after: Path) -> None:
         return table.filter(mask), table.num_rows
 
     (c0, n0), (c1, n1) = contam(before), contam(after)
+    same = [f for f in ("train.parquet", "removed.parquet", "contamination.parquet", "stats.json")
+            if (before / f).read_bytes() == (after / f).read_bytes()]  # fmt: skip
+    print(f"  byte-identical: {', '.join(same) or 'none'}")
     print(f"  exact duplicates identical: {same_exact} ({len(removed(after, 'dedup'))} rows)")
     print(
         f"  contamination identical on the rows both near dedups kept: {c0.equals(c1)} "
@@ -270,6 +339,10 @@ def main() -> None:
         "--per-row", action="store_true", help="time ingest's per-row path too (columnar=False)"
     )
     parser.add_argument("--minhash", action="store_true", help="time the MinHash libraries")
+    parser.add_argument(
+        "--shards", type=int, default=0, help="also run the sharded path with N row ranges"
+    )
+    parser.add_argument("--skip-single", action="store_true", help="no single-job select")
     args = parser.parse_args()
     args.pools.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -309,7 +382,8 @@ def main() -> None:
                     out.unlink()
             if args.skip_select:
                 continue
-            runs = [("after", REPO / "src")] + ([("before", old_src)] if old_src else [])
+            runs = [] if args.skip_single else [("after", REPO / "src")]
+            runs += [("before", old_src)] if old_src else []
             for label, src in runs:
                 out = tmp / label
                 s, gb, kept = run_child(
@@ -318,8 +392,10 @@ def main() -> None:
                 print(
                     f"  select {label}: {s:.1f} s, {n / s:,.0f} rows/s, peak {gb:.2f} GB, {kept} kept"
                 )
-            if old_src:
+            if old_src and not args.skip_single:
                 compare(tmp / "before", tmp / "after")
+            if args.shards:
+                sharded(n, args.shards, pool, benches, tmp)
             if args.agreement:
                 agreement(pool)
             if args.minhash:

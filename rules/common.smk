@@ -18,6 +18,7 @@ from mathrecipes.config import (
     plain,
     reference_job_spec,
 )
+from mathrecipes.config.recipes import pool_settings, settings_key
 from mathrecipes.prompting import PromptFormatError, check_template, read_template
 from mathrecipes.provenance import code_fingerprint
 from mathrecipes.sources import input_files
@@ -57,6 +58,8 @@ wildcard_constraints:
     student=_alternatives(CFG.students),
     seed=r"\d+",
     shard=r"\d+",
+    pool=_alternatives([*CFG.datasets, *CFG.synthesis]),
+    key=r"[0-9a-f]{12}",
     probe=_alternatives(_probed_splits()) or "(?!)",
     reference=_alternatives(CFG.references) or "(?!)",
 
@@ -81,6 +84,9 @@ BENCHMARK = f"{R}/benchmarks/{{benchmark}}"
 SYNTH_SHARD = f"{R}/synth/{SHARD}"
 SEEDS = f"{R}/synth/{{synth}}/seeds"  # a weakness entry's seeds
 RECIPE = f"{R}/recipes/{{recipe}}"  # a folder: train.parquet, stats.json, ...
+# a pool's sharded selection (selection.shards > 1), by the settings that decide what it removes
+# (poolsteps.pool_settings; key: their hash): shard-<k>.parquet, kept.parquet, stats.json, ...
+SELECTION = f"{R}/selection/{{pool}}/{{key}}"
 CHECKPOINT = f"{R}/checkpoints/{RUN}"  # a folder
 GENERATIONS = f"{R}/generations/{EVALUATION}"
 GRADES = f"{R}/grades/{EVALUATION}"
@@ -440,6 +446,85 @@ def select_pool_inputs(wildcards):
     for part in CFG.recipes[wildcards.recipe].mix:
         files.extend(pool_files(part.from_))
     return sorted(set(files))
+
+
+SELECTION_SHARDS = CFG.selection.shards
+
+
+@functools.cache
+def _selection_jobs():
+    """(pool, key) -> the settings of every recipe's pools (sharded selection), and
+    (recipe, from) -> key."""
+    settings, keys = {}, {}
+    for name, spec in CFG.recipes.items():
+        values = pool_settings(spec, recipe_benchmarks(name))
+        key = settings_key(values, SELECTION_SHARDS)
+        for part in spec.mix:
+            settings[(part.from_, key)] = values
+            keys[(name, part.from_)] = key
+    return settings, keys
+
+
+def selection_folder(recipe, pool):
+    key = _selection_jobs()[1][(recipe, pool)]
+    return SELECTION.format(pool=pool, key=key)
+
+
+def selection_settings(wildcards):
+    return _selection_jobs()[0][(wildcards.pool, wildcards.key)]
+
+
+def selection_benchmarks(wildcards):
+    """name -> file of the benchmarks a pool's sharded selection checks against."""
+    decon = selection_settings(wildcards)["decontaminate"]
+    names = decon["benchmarks"] if decon["enabled"] else []
+    return {b: f"{BENCHMARK}.parquet".format(benchmark=b) for b in names}
+
+
+def selection_benchmark_inputs(wildcards):
+    return sorted(selection_benchmarks(wildcards).values())
+
+
+def selection_pool_inputs(wildcards):
+    return pool_files(wildcards.pool)
+
+
+def selection_shard_files(wildcards):
+    return expand(
+        f"{SELECTION}/shard-{{shard}}.parquet",
+        pool=wildcards.pool,
+        key=wildcards.key,
+        shard=range(SELECTION_SHARDS),
+    )
+
+
+def select_union_inputs(wildcards):
+    """The union files of the recipe's pools (none with selection.shards 1: select_recipe
+    computes them itself)."""
+    if SELECTION_SHARDS == 1:
+        return []
+    return sorted(
+        {
+            f"{selection_folder(wildcards.recipe, part.from_)}/{name}"
+            for part in CFG.recipes[wildcards.recipe].mix
+            for name in (
+                "kept.parquet",
+                "removed.parquet",
+                "contamination.parquet",
+                "stats.json",
+            )
+        }
+    )
+
+
+def select_unions(wildcards):
+    """from -> the folder of its sharded selection, or None (selection.shards 1)."""
+    if SELECTION_SHARDS == 1:
+        return None
+    return {
+        part.from_: selection_folder(wildcards.recipe, part.from_)
+        for part in CFG.recipes[wildcards.recipe].mix
+    }
 
 
 def select_benchmark_inputs(wildcards):

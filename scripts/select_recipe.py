@@ -8,7 +8,7 @@ from mathrecipes.provenance import Manifest  # noqa: E402
 from mathrecipes.selection import select_recipe  # noqa: E402
 
 runlog.start(snakemake.log[0])
-inputs = [*snakemake.input.pools, *snakemake.input.benchmarks]
+inputs = [*snakemake.input.pools, *snakemake.input.benchmarks, *snakemake.input.unions]
 with Manifest("select", inputs=inputs, params=snakemake.params.spec) as m:
     stats = select_recipe(
         snakemake.wildcards.recipe,
@@ -21,6 +21,7 @@ with Manifest("select", inputs=inputs, params=snakemake.params.spec) as m:
         snakemake.output.removed,
         workers=snakemake.threads,
         pool_types=snakemake.params.pool_types,
+        unions=snakemake.params.unions,
     )
     m.add(summary=stats)
     m.write(

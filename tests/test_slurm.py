@@ -277,3 +277,42 @@ def test_every_job_ran_on_slurm_with_its_declared_resources(slurm_and_local_runs
         assert int(tres["cpu"]) == cpus, (rule, tres)
         assert _mem_mb(tres["mem"]) == mem_mb, (rule, tres)
         assert tres.get("gres/gpu") == ("1" if rule in GPU_RULES else None), (rule, tres)
+
+
+@pytest.fixture(scope="module")
+def sharded_runs(cluster, tmp_path_factory):
+    """The tiny config's recipes (all_recipes) with near dedup on: locally in one select_recipe
+    job per recipe (selection.shards 1), and through the SLURM executor with selection.shards 3
+    (select_signatures, select_union, then select_recipe)."""
+    raw = yaml.safe_load(TINY.read_text())
+    for spec in raw["recipes"].values():
+        spec["near_dedup"] = {"enabled": True}
+    folder = tmp_path_factory.mktemp("sharded-config")
+    (folder / "one.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    raw["selection"] = {"shards": 3}
+    (folder / "three.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    local = tmp_path_factory.mktemp("sharded-local")
+    run_snakemake(local, "--configfile", str(folder / "one.yaml"), "--cores", "2", "all_recipes")
+    slurm = tmp_path_factory.mktemp("sharded-slurm")
+    status = [] if _sacct_works() else ["--slurm-status-command", "squeue"]
+    run_snakemake(
+        slurm,
+        "--configfile", str(folder / "three.yaml"), *SLURM_ARGS, *status,
+        "--slurm-init-seconds-before-status-checks", "5",
+        "--slurm-keep-successful-logs", "all_recipes",
+    )  # fmt: skip
+    return local, slurm, list(raw["recipes"])
+
+
+@pytest.mark.slurm
+def test_sharded_selection_on_slurm_gives_the_local_training_sets(sharded_runs):
+    local, slurm, recipes = sharded_runs
+    for recipe in recipes:
+        for name in ("train.parquet", "removed.parquet", "contamination.parquet", "stats.json"):
+            a = (local / "results" / "recipes" / recipe / name).read_bytes()
+            b = (slurm / "results" / "recipes" / recipe / name).read_bytes()
+            assert a == b, (recipe, name)
+    jobs = collections.Counter(_slurm_jobs(slurm).values())
+    # 3 pools (arith, distilled, distilled_prose; arith's jobs shared by 3 recipes) x 3 shards
+    assert jobs["select_signatures"] == 9 and jobs["select_union"] == 3, jobs
+    assert jobs["select_recipe"] == len(recipes), jobs

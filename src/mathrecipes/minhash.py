@@ -52,16 +52,18 @@ def signatures(
     *,
     workers: int = 1,
     min_rows_per_worker: int = 50_000,
+    keep: int | None = None,
 ) -> Any:
     """The signatures of ``rows`` rows given as ``(hashes, offsets)`` chunks in row order
     (a generator: the parent makes the next chunk while the workers digest), with ``workers``
-    processes (1, or ``rows`` at most ``min_rows_per_worker``: in this process)."""
-    out = np.empty((rows, num_perm), dtype=np.uint32)
+    processes (1, or ``rows`` at most ``min_rows_per_worker``: in this process); ``keep``: only
+    the first ``keep`` of the ``num_perm`` values (rows x ``keep``)."""
+    out = np.empty((rows, keep or num_perm), dtype=np.uint32)
     if workers <= 1 or rows <= min_rows_per_worker:  # starting a worker costs about 0.3 s
         at = 0
         for hashes, offsets in chunks:
             sig = digest_chunk(hashes, offsets, num_perm)
-            out[at : at + len(sig)] = sig
+            out[at : at + len(sig)] = sig[:, : out.shape[1]]
             at += len(sig)
         return out
     import subprocess
@@ -112,7 +114,8 @@ def _receive(proc: Any, out: Any, start: int, rows: int, num_perm: int) -> None:
     data = proc.stdout.read(size)
     if len(data) != size:
         raise RuntimeError(f"minhash worker ended early (exit code {proc.wait()})")
-    out[start : start + rows] = np.frombuffer(data, dtype=np.uint32).reshape(rows, num_perm)
+    sig = np.frombuffer(data, dtype=np.uint32).reshape(rows, num_perm)
+    out[start : start + rows] = sig[:, : out.shape[1]]
 
 
 def serve() -> None:

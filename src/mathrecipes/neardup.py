@@ -11,7 +11,9 @@ Two implementations of that rule:
 
 * :func:`near_duplicates` (rows as mappings; datasketch's MinHash and LSH): the synthesis
   methods' near dedup inside a shard (a few thousand rows);
-* :func:`near_duplicates_of` (a recipe's pool, up to millions of rows; vectorised): the shingles
+* :func:`near_duplicates_of` (vectorised; selection's near dedup before the pool steps of
+  :mod:`mathrecipes.poolsteps`, which give the same removals and now run selection: kept as
+  their reference in tests and ``benchmarks/bench_select.py --agreement``): the shingles
   are hashed by :func:`mathrecipes.textnorm.gram_hashes`, the signatures computed by ``rensa``
   (a Rust MinHash), and the LSH is datasketch's own banding (``b`` bands of ``r`` rows, chosen
   by datasketch for the threshold and num_perm) done in numpy. Only the signature values differ
@@ -94,9 +96,23 @@ def near_duplicates(
     return kept, removed
 
 
+# datasketch's (b, r) for common settings: importing datasketch (and scipy) costs a job 0.5-2 s;
+# tests/test_selection_shards.py checks these against datasketch
+KNOWN_BANDS = {
+    (0.7, 128): (14, 9),
+    (0.75, 128): (11, 11),
+    (0.8, 128): (9, 13),
+    (0.85, 128): (8, 16),
+    (0.9, 128): (5, 25),
+    (0.8, 256): (17, 15),
+}
+
+
 def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """datasketch's ``(b, r)`` for ``threshold`` and ``num_perm`` (equal weights on false
     positives and negatives), with its error for a threshold LSH cannot serve."""
+    if (threshold, num_perm) in KNOWN_BANDS:
+        return KNOWN_BANDS[(threshold, num_perm)]
     from datasketch import MinHashLSH
 
     try:

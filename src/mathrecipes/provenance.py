@@ -42,6 +42,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "weakness_seeds": ("embedding.py", "synthesis/weakness.py"),
     "select": (
         "selection.py",
+        "poolsteps.py",
         "decontam.py",
         "contamination.py",
         "textnorm.py",

@@ -36,11 +36,9 @@ import hashlib
 import json
 import logging
 import math
-import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -49,30 +47,23 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mathrecipes.config import RecipeSpec
+from mathrecipes.config.recipes import pool_settings
 from mathrecipes.contamination import contamination_summary
-from mathrecipes.decontam import BenchmarkIndex
-from mathrecipes.neardup import filter_reason, near_duplicates_of
-from mathrecipes.records import FIELDS, NO_ANSWER, SCHEMA, RecordError, read_records, write_table
-from mathrecipes.textnorm import normalize_series
+from mathrecipes.poolsteps import (
+    Clock,
+    SelectionError,
+    benchmark_index,
+    key_pairs,
+    pool_union,
+    read_union,
+    shard_signatures,
+)
+from mathrecipes.records import FIELDS, SCHEMA, RecordError, write_table
 
 log = logging.getLogger(__name__)
 
 CONTAM_FIELDS = ("train_id", "part", "benchmark", "benchmark_id", "kind", "overlap", "evidence")
 REMOVED_FIELDS = ("train_id", "part", "stage", "reason", "duplicate_of")
-
-
-class SelectionError(ValueError):
-    pass
-
-
-class _Pool(NamedTuple):
-    """One part after dedup and decontamination: its rows (in id order; the columns the steps
-    read and ``_pos``, the row's position in the pool), their normalized problems, and the row
-    indices in rank order."""
-
-    table: pa.Table
-    norms: pl.Series
-    order: np.ndarray
 
 
 def read_pool(paths: Sequence[str | Path], columns: Sequence[str] = FIELDS) -> pa.Table:
@@ -98,52 +89,6 @@ def read_pool(paths: Sequence[str | Path], columns: Sequence[str] = FIELDS) -> p
     return table.take(pc.sort_indices(table, [("id", "ascending")]))
 
 
-def _take_rows(paths: Sequence[str | Path], positions: np.ndarray) -> pa.Table:
-    """The whole rows at ``positions`` (sorted) of :func:`read_pool`'s table; from one file
-    already in id order, read a row group at a time (the pool is never held whole)."""
-    if len(paths) == 1:
-        ids = pq.read_table(paths[0], columns=["id"])["id"]
-        n = len(ids)
-        if n < 2 or pc.all(pc.less_equal(ids.slice(0, n - 1), ids.slice(1))).as_py():
-            del ids
-            parts, start = [], 0
-            for batch in pq.ParquetFile(paths[0]).iter_batches(columns=list(FIELDS)):
-                lo, hi = np.searchsorted(positions, [start, start + batch.num_rows])
-                if hi > lo:
-                    parts.append(batch.take(pa.array(positions[lo:hi] - start)))
-                start += batch.num_rows
-            schema = SCHEMA
-            return pa.Table.from_batches([b.cast(schema) for b in parts], schema=schema)
-    return read_pool(paths).take(pa.array(positions))
-
-
-def _keep(table: pa.Table, norms: pl.Series, mask: Any) -> tuple[pa.Table, pl.Series]:
-    mask = np.asarray(mask, dtype=bool)
-    return table.filter(pa.array(mask)), norms.filter(pl.Series(mask))
-
-
-_THREADS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decontam-screen")
-
-
-class _Clock:
-    """Seconds per step and the peak memory so far, for the log."""
-
-    def __init__(self) -> None:
-        self.t = time.perf_counter()
-        self.laps: list[str] = []
-
-    def lap(self, what: str) -> None:
-        import resource
-
-        now = time.perf_counter()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
-        self.laps.append(f"{what} {now - self.t:.1f} s (peak {peak:.2f} GB)")
-        self.t = now
-
-    def __str__(self) -> str:
-        return ", ".join(self.laps)
-
-
 def rank_key(seed: int, row_id: str) -> bytes:
     return hashlib.sha256(f"{seed}|{row_id}".encode()).digest()
 
@@ -160,6 +105,89 @@ def quotas(total: int, weights: Sequence[float]) -> list[int]:
     return base
 
 
+ROW_GROUP = 1 << 18  # rows per row group of train.parquet (bounds what select_recipe holds)
+
+
+def rank_order(seed: int, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The indices of ``ids`` sorted by :func:`rank_key` (stable), the keys held as one numpy
+    ``S32`` array (32 bytes a row, not Python bytes objects)."""
+    keys = np.empty(len(ids), dtype="S32")
+    step = 1 << 18
+    for a in range(0, len(ids), step):
+        chunk = ids.slice(a, step).to_pylist()
+        blob = b"".join(rank_key(seed, rid) for rid in chunk)
+        keys[a : a + len(chunk)] = np.frombuffer(blob, dtype="S32")
+    return np.argsort(keys, kind="stable")
+
+
+def _write_rows(parts: Sequence[tuple[Sequence[str | Path], np.ndarray]], out: str | Path) -> int:
+    """The whole rows of each part (its pool's files, the positions in them of its selected
+    rows, in id order) to ``out`` in id order, in row groups of :data:`ROW_GROUP` rows. One
+    part whose positions rise with the ids (a pool file in id order, as ingest writes it) is
+    streamed a row group at a time; otherwise the selected rows are gathered first."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    written = 0
+    with pq.ParquetWriter(tmp, SCHEMA, compression="zstd", store_schema=True) as writer:
+        pending: list[pa.Table] = []
+        held = 0
+
+        def emit(t: pa.Table, final: bool = False) -> None:
+            nonlocal held, written
+            if t.num_rows:
+                pending.append(t)
+                held += t.num_rows
+            while held >= ROW_GROUP or (final and held):
+                whole = pa.concat_tables(pending)
+                group, rest = whole.slice(0, ROW_GROUP), whole.slice(ROW_GROUP)
+                # one chunk: the pages do not depend on how the rows were read
+                writer.write_table(group.combine_chunks(), row_group_size=ROW_GROUP)
+                written += group.num_rows
+                pending[:] = [rest] if rest.num_rows else []
+                held = rest.num_rows
+
+        rising = len(parts) == 1 and bool(np.all(np.diff(parts[0][1]) > 0))
+        if rising:
+            for batch in _stream_rows(parts[0][0], parts[0][1]):
+                emit(batch)
+        else:
+            tables = []
+            for paths, pos in parts:
+                order = np.argsort(pos, kind="stable")
+                got = (
+                    pa.concat_tables(list(_stream_rows(paths, pos[order])), promote_options="none")
+                    if len(pos)
+                    else SCHEMA.empty_table()
+                )
+                back = np.empty(len(order), dtype=np.int64)
+                back[order] = np.arange(len(order))
+                tables.append(got.take(pa.array(back)))
+            train = pa.concat_tables(tables)
+            del tables
+            if len(parts) > 1:
+                train = train.take(pc.sort_indices(train, [("id", "ascending")]))
+            emit(train)
+        emit(SCHEMA.empty_table(), final=True)
+    tmp.replace(out)
+    return written
+
+
+def _stream_rows(paths: Sequence[str | Path], positions: np.ndarray):
+    """The whole rows at ``positions`` (rising) of ``paths`` concatenated, a row group at a
+    time."""
+    offset = 0
+    for path in paths:
+        f = pq.ParquetFile(path)
+        for g in range(f.metadata.num_row_groups):
+            n = f.metadata.row_group(g).num_rows
+            lo, hi = np.searchsorted(positions, [offset, offset + n])
+            if hi > lo:
+                t = f.read_row_group(g, columns=list(FIELDS)).cast(SCHEMA)
+                yield t.take(pa.array(positions[lo:hi] - offset))
+            offset += n
+
+
 def select_recipe(
     name: str,
     spec: RecipeSpec | Mapping[str, Any],
@@ -171,175 +199,58 @@ def select_recipe(
     out_removed: str | Path | None = None,
     *,
     workers: int = 1,
+    unions: Mapping[str, str | Path] | None = None,
     pool_types: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build ``recipes.<name>`` (``spec``: a :class:`~mathrecipes.config.RecipeSpec` or a mapping
-    for one); ``pools`` maps each mix part's ``from`` to its parquet files. ``workers``: the
-    processes that compute near dedup's signatures (the job's threads; polars uses its own
-    thread pool, ``POLARS_MAX_THREADS``); ``pool_types``: ``from`` -> ``dataset`` or
-    ``synthesis``, for the contamination breakdown. The log gives each step's seconds."""
+    for one); ``pools`` maps each mix part's ``from`` to its parquet files. Each pool's kept rows
+    come from :func:`mathrecipes.poolsteps.pool_union`: computed here (both steps in this
+    process; ``workers``: the processes that compute near dedup's signatures), or, with
+    ``unions`` (``from`` -> the folder of its sharded selection), read from the files the
+    sharded jobs wrote (:func:`mathrecipes.poolsteps.write_union`). ``pool_types``: ``from`` ->
+    ``dataset`` or ``synthesis``, for the contamination breakdown. The log gives each step's
+    seconds."""
     spec = RecipeSpec.model_validate(spec)
     seed = spec.seed
     decon = spec.decontaminate
     decon_on = decon.enabled
-    n = decon.ngram
-    min_overlap = decon.min_overlap
     wanted = decon.benchmarks
     bench_names = sorted(benchmarks) if wanted == "all" else list(wanted)
+    settings = pool_settings(spec, bench_names if decon_on else [])
     index = None
-    if decon_on and bench_names:
-        index = BenchmarkIndex(
-            {b: read_records(benchmarks[b]) for b in bench_names}, n, min_overlap
-        )
-
+    if settings["decontaminate"]["enabled"] and unions is None:
+        index = benchmark_index(settings, benchmarks)
     filters = spec.filters.model_dump(exclude_none=True)  # the bounds that are set, for stats
     near = spec.near_dedup
-    near_on = near.enabled
     parts_stats: list[dict[str, Any]] = []
-    pools_rows: list[_Pool | None] = []
-    matches_out: list[dict[str, str]] = []
+    kept_rows: list[pa.Table | None] = []
+    matches_out: list[dict[str, Any]] = []
     removed_out: list[dict[str, str]] = []
     for i, part in enumerate(spec.mix):
         src = part.from_
         if src not in pools:
             raise SelectionError(f"recipes.{name}.mix.{i}.from: no input files for {src!r}")
-        clock = _Clock()
-        # the columns the steps read, and each row's position for taking whole rows at the end
-        used = ["id", "problem", "answer_type"] + (["solution", "meta"] if filters else [])
-        table = read_pool(pools[src], used)
-        table = table.append_column("_pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-        answerless = pc.sum(pc.equal(table["answer_type"], NO_ANSWER)).as_py() or 0
-        if answerless:  # the config refuses such a pool; files made by hand are refused here
-            raise SelectionError(
-                f"recipes.{name}.mix.{i}.from: {src!r} has {answerless} row(s) without a gold "
-                f"answer (answer_type {NO_ANSWER!r}: raw text); only rewrite / extract read them"
-            )
-        gathered = table.num_rows
-
-        def drop(row_id: str, stage: str, reason: str, duplicate_of: str = "") -> None:
-            removed_out.append(
-                {
-                    "train_id": row_id,
-                    "part": src,  # noqa: B023 (called within this iteration only)
-                    "stage": stage,
-                    "reason": reason,
-                    "duplicate_of": duplicate_of,
-                }
-            )
-
-        filtered: dict[str, int] = {}
-        if filters:
-            keep = []
-            for r in table.select(["id", "problem", "solution", "answer_type", "meta"]).to_pylist():
-                why = filter_reason(r, spec.filters)
-                keep.append(why is None)
-                if why is not None:
-                    kind = why.split(":")[0]
-                    filtered[kind] = filtered.get(kind, 0) + 1
-                    drop(r["id"], "filter", why)
-            table = table.filter(pa.array(keep, pa.bool_()))
-        clock.lap("read and filter")
-        norms = normalize_series(table["problem"])
-        # the steps after this read the normalized text; decontamination reads the few
-        # suspects' problems back by position (the column is the pool's largest)
-        table = table.drop_columns(["problem"])
-        clock.lap("normalize")
-        dups = 0
-        if spec.dedup:
-            first = norms.is_first_distinct().to_numpy()
-            dups = int((~first).sum())
-            if dups:
-                ids = pl.Series(table["id"])
-                first_id = (
-                    pl.DataFrame({"id": ids, "norm": norms})
-                    .select(pl.col("id").first().over("norm"))
-                    .to_series()
+        clock = Clock()
+        if unions is not None:
+            result = read_union(unions[src], src)
+        else:
+            try:
+                table = shard_signatures(
+                    pools[src], 0, 1, settings, benchmarks, pool=src, workers=workers, index=index
                 )
-                for k in np.flatnonzero(~first).tolist():
-                    drop(ids[k], "dedup", "same normalized problem text", first_id[k])
-                table, norms = _keep(table, norms, first)
-        clock.lap("exact dedup")
-        # decontamination's screen (numpy and polars, which let go of the GIL) runs in a thread
-        # beside near dedup: the second core; the rows near dedup removes are dropped from it
-        screen = None
-        if index is not None and table.num_rows:
-            screen = _THREADS.submit(index.candidates, norms)
-        near_dups = 0
-        kept_by_near = None
-        if near_on:
-            found_near = near_duplicates_of(
-                table["id"].to_pylist(),
-                norms,
-                threshold=near.threshold,
-                num_perm=near.num_perm,
-                ngram=near.ngram,
-                workers=workers,
-            )
-            near_dups = len(found_near)
-            gone = set()
-            for d in found_near:
-                drop(d.row_id, "near_dedup", f"minhash jaccard {d.jaccard:.3f}", d.duplicate_of)
-                gone.add(d.row_id)
-            if gone:
-                kept_by_near = ~np.asarray(pc.is_in(table["id"], pa.array(sorted(gone))))
-                table, norms = _keep(table, norms, kept_by_near)
-        clock.lap("near dedup")
-        contaminated = 0
-        if screen is not None:
-            clean = np.ones(table.num_rows, dtype=bool)
-            mask = screen.result()
-            suspects = np.flatnonzero(mask if kept_by_near is None else mask[kept_by_near])
-            positions = table["_pos"].take(pa.array(suspects))
-            problems = read_pool(pools[src], ["problem"])["problem"].take(positions)
-            sub = [
-                {"id": i, "problem": p}
-                for i, p in zip(
-                    table["id"].take(pa.array(suspects)).to_pylist(),
-                    problems.to_pylist(),
-                    strict=True,
-                )
-            ]
-            sub_norms = norms.gather(pl.Series(suspects)).to_list()
-            for k, r, norm in zip(suspects.tolist(), sub, sub_norms, strict=True):
-                found = index.matches(r["id"], r["problem"], norm)
-                if found:
-                    contaminated += 1
-                    clean[k] = False
-                    for m in found:
-                        matches_out.append(
-                            {
-                                "train_id": m.train_id,
-                                "part": src,
-                                "benchmark": m.benchmark,
-                                "benchmark_id": m.benchmark_id,
-                                "kind": m.kind,
-                                "overlap": m.overlap,
-                                "evidence": m.evidence,
-                            }
-                        )
-            if contaminated:
-                table, norms = _keep(table, norms, clean)
-        clock.lap("decontaminate")
-        keys = [rank_key(seed, rid) for rid in table["id"].to_pylist()]
-        order = sorted(range(table.num_rows), key=keys.__getitem__)
-        del keys
-        pools_rows.append(_Pool(table, norms, np.array(order, dtype=np.int64)))
-        clock.lap("rank")
-        log.info("recipe %s, %s (%d rows): %s", name, src, gathered, clock)
-        parts_stats.append(
-            {
-                "from": src,
-                "weight": part.weight,
-                "gathered": gathered,
-                "filtered_removed": dict(sorted(filtered.items())),
-                "duplicates_removed": dups,
-                "near_duplicates_removed": near_dups,
-                "contaminated_removed": contaminated,
-                "pool": table.num_rows,
-            }
-        )
+            except SelectionError as exc:
+                raise SelectionError(f"recipes.{name}.mix.{i}.from: {exc}") from None
+            clock.lap("signatures")
+            result = pool_union([table], settings, pool=src)
+            del table
+        clock.lap("union")
+        removed_out.extend(result.removed)
+        matches_out.extend(result.matches)
+        kept_rows.append(result.kept)
+        log.info("recipe %s, %s (%d rows): %s", name, src, result.stats["gathered"], clock)
+        parts_stats.append({"from": src, "weight": part.weight, **result.stats})
+        del result
 
-    table = norms = None  # the last part's, held in pools_rows until its rows are taken
     if all(p["weight"] is None for p in parts_stats):
         # no weights: the pools whole, i.e. shares in proportion to their sizes
         for p in parts_stats:
@@ -368,28 +279,24 @@ def select_recipe(
     if total <= 0:
         raise SelectionError(f"recipes.{name}.volume: selects no rows (pools allow {t_max})")
     q = quotas(total, weights)
-    selected: list[pa.Table] = []
-    selected_norms: list[pl.Series] = []
-    positions: list[np.ndarray] = []
+    clock = Clock()
+    norm_keys: list[np.ndarray] = []
+    parts: list[tuple[Sequence[str | Path], np.ndarray]] = []
     for i, (stats, k) in enumerate(zip(parts_stats, q, strict=True)):
         stats["quota"] = k
-        pool = pools_rows[i]
-        pools_rows[i] = None  # freed part by part
-        take = pool.order[:k]
-        selected_norms.append(pool.norms.gather(pl.Series(take)))
-        positions.append(np.sort(pool.table["_pos"].to_numpy()[take]))
-        del pool
-    all_norms = pl.concat(selected_norms, rechunk=False)
-    cross = len(all_norms) - all_norms.n_unique()
-    del all_norms, selected_norms  # before the whole rows are read
-    for stats, pos in zip(parts_stats, positions, strict=True):
-        # whole rows of the selected positions (in id order: the pool is read in id order)
-        selected.append(_take_rows(pools[stats["from"]], pos))
-    train = pa.concat_tables(selected)
-    del selected
-    if len(spec.mix) > 1:
-        train = train.take(pc.sort_indices(train, [("id", "ascending")]))
-    write_table(train, out_train)  # chunked as read: the row groups do not depend on it
+        kept = kept_rows[i]
+        kept_rows[i] = None  # freed part by part
+        take = np.sort(rank_order(seed, kept["id"])[:k])  # id order
+        norm_keys.append(key_pairs(kept["norm"].take(pa.array(take))))
+        parts.append((pools[stats["from"]], kept["pos"].to_numpy()[take]))
+        del kept
+    keys = np.concatenate(norm_keys)
+    cross = len(keys) - pl.DataFrame({"a": keys[:, 0], "b": keys[:, 1]}).n_unique()
+    del keys, norm_keys
+    clock.lap("rank")
+    examples = _write_rows(parts, out_train)
+    clock.lap("write")
+    log.info("recipe %s: %s", name, clock)
     matches_out.sort(key=lambda m: (m["train_id"], m["benchmark"], m["benchmark_id"]))
     schema = pa.schema(
         [(f, pa.float64() if f == "overlap" else pa.string()) for f in CONTAM_FIELDS]
@@ -407,22 +314,26 @@ def select_recipe(
             ),
             out_removed,
         )
+    used = settings["decontaminate"]["enabled"]
     stats = {
         "recipe": name,
         "seed": seed,
-        "examples": train.num_rows,
+        "examples": examples,
         "volume": volume,
         "max_total": t_max,
         "parts": parts_stats,
         "cross_part_duplicate_problems": cross,
         "filters": filters,
-        "near_dedup": near.model_dump() if near_on else {"enabled": False},
+        "near_dedup": near.model_dump() if near.enabled else {"enabled": False},
         "rows_removed_before_decontamination": len(removed_out),
         "decontamination": {
             "enabled": decon_on,
-            "ngram": n,
-            "min_overlap": min_overlap,
-            "benchmarks": {b: (index.sizes.get(b, 0) if index else 0) for b in bench_names},
+            "ngram": decon.ngram,
+            "min_overlap": decon.min_overlap,
+            "benchmarks": {
+                b: (pq.ParquetFile(benchmarks[b]).metadata.num_rows if used else 0)
+                for b in bench_names
+            },
             "matches": len(matches_out),
             "rows_removed": sum(p["contaminated_removed"] for p in parts_stats),
             **contamination_summary(
@@ -432,5 +343,5 @@ def select_recipe(
     }
     Path(out_stats).parent.mkdir(parents=True, exist_ok=True)
     Path(out_stats).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    log.info("recipe %s: %d examples", name, train.num_rows)
+    log.info("recipe %s: %d examples", name, examples)
     return stats

@@ -28,6 +28,7 @@ from mathrecipes.config.recipes import (
     NearDedup,
     RecipeSpec,
     RowFilters,
+    SelectionSpec,
     Volume,
 )
 from mathrecipes.config.references import (
@@ -118,6 +119,7 @@ __all__ = [
     "RephraseSpec",
     "RewriteSpec",
     "RowFilters",
+    "SelectionSpec",
     "SourceSpec",
     "Strict",
     "StudentResources",

@@ -15,7 +15,7 @@ from mathrecipes.config.evaluation import (
     TablesSpec,
 )
 from mathrecipes.config.planning import PlanSpec
-from mathrecipes.config.recipes import RecipeSpec
+from mathrecipes.config.recipes import RecipeSpec, SelectionSpec
 from mathrecipes.config.references import ReferenceSpec, reference_problems
 from mathrecipes.config.sources import (
     SOURCE_TAGS,
@@ -54,6 +54,10 @@ class Config(Strict):
     )
     recipes: dict[Name, RecipeSpec] = Field(
         min_length=1, description="training sets selected from the pools, by name"
+    )
+    selection: SelectionSpec = Field(
+        default_factory=SelectionSpec,
+        description="how the recipes' selection runs: one job per recipe, or sharded jobs per pool",
     )
     students: dict[Name, StudentSpec] = Field(min_length=1, description="student models, by name")
     generation: GenerationSpec = Field(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -100,3 +103,46 @@ class RecipeSpec(Strict):
         default_factory=Decontamination, description="removal of benchmark problems"
     )
     seed: int = Field(0, description="selection seed: same seed, nested volume subsets")
+
+
+class SelectionSpec(Strict):
+    """How selection runs (not what it selects: both ways give the same training sets)."""
+
+    shards: int = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="1: each recipe is one select_recipe job (pools up to a few million rows); "
+        "N > 1: each pool's filters, dedup, near dedup and decontamination run as N "
+        "select_signatures jobs (a row range each, in parallel) and one select_union job, "
+        "shared by the recipes that remove the same rows, and select_recipe only ranks and "
+        "takes the rows (docs/selection.md)",
+    )
+
+
+def pool_settings(spec: RecipeSpec, benchmarks: Sequence[str]) -> dict[str, Any]:
+    """The settings of recipe ``spec`` that decide which rows of a pool are removed,
+    ``benchmarks`` being its decontamination benchmarks (none when it is off): recipes with
+    equal settings share their pools' sharded selection jobs (seed, volume and weights do not
+    enter)."""
+    near, decon = spec.near_dedup, spec.decontaminate
+    return {
+        "filters": spec.filters.model_dump(exclude_none=True),
+        "dedup": spec.dedup,
+        "near_dedup": near.model_dump() if near.enabled else {"enabled": False},
+        "decontaminate": {
+            "enabled": True,
+            "ngram": decon.ngram,
+            "min_overlap": decon.min_overlap,
+            "benchmarks": sorted(benchmarks),
+        }
+        if decon.enabled and benchmarks
+        else {"enabled": False},
+    }
+
+
+def settings_key(settings: dict[str, Any], shards: int) -> str:
+    """12 hex digits of a hash of :func:`pool_settings` and the shard count: the ``key`` of a
+    pool's sharded selection jobs."""
+    text = json.dumps({**settings, "shards": shards}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -51,6 +51,7 @@ SECTIONS = (
     ("Datasets and benchmarks", "datasets"),
     ("Synthesis", "synthesis"),
     ("Recipes", "recipes"),
+    ("Selection", "selection"),
     ("Students", "students"),
     ("Generation", "generation"),
     ("Likelihood", "likelihood"),
