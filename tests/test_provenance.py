@@ -269,9 +269,10 @@ ALLOWED_NAMES = {
     # silences transformers' progress bars while a model loads (training/model.py's other code
     # builds and trains models: not run by these stages)
     ("training/model.py", "transformers_progress"): ("generate", "likelihood", "teacher_local"),
-    # the generations' column schema the reference writes, not the students' decoders: editing
-    # generation.py asks no server again (docs/references.md); a column change there also edits
-    # the grader that reads the columns
+    # the generations' file contract (columns and types) the reference writes: the rest of
+    # generation.py is the students' decoders, whose edits must ask no server again
+    # (docs/references.md). The answers do not depend on it; a contract change (ARCHITECTURE:
+    # file contracts) is made with its readers and needs `snakemake -R generate_reference`
     ("generation.py", "OUTPUT_SCHEMA"): ("reference",),
 }
 
@@ -327,9 +328,8 @@ class _Imports(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         outer = self.where
-        self.where = "getattr" if node.name == "__getattr__" and outer == "module" else outer
-        if self.where == "module":
-            self.where = "function"
+        if outer == "module":  # a nested function keeps its outer function's kind
+            self.where = "getattr" if node.name == "__getattr__" else "function"
         self.generic_visit(node)
         self.where = outer
 
