@@ -3,9 +3,12 @@
 Snakemake does not see edits to imported modules, so each rule receives a *narrow* fingerprint of
 the package modules its stage uses as a ``params:`` value: editing a module of ``grading/``
 changes only the grading fingerprint and therefore re-grades without retraining (``latex.py``,
-which reads gold answers at ingest and model answers at grading, belongs to both stages). The
-mapping below is the single place that says which module belongs to which stage;
-``tests/test_provenance.py`` checks that every module of the package is claimed by some stage.
+which reads gold answers at ingest, synthesized answers and model answers at grading, belongs to
+all three stages). The mapping below is the single place that says which module belongs to which
+stage; ``tests/test_provenance.py`` checks that every module of the package is claimed by some
+stage, and that every package module a stage's jobs import (from its own modules and its rules'
+scripts, followed transitively) is in that stage's fingerprint or on the test's commented list
+of modules that cannot change the stage's outputs.
 
 Every artifact gets a sidecar manifest: inputs with content hashes, params, code fingerprint,
 package versions, host, wall time.
@@ -32,7 +35,18 @@ COMMON = ("__init__.py", "records.py", "provenance.py")
 
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "ingest": ("sources", "builtin", "ingest.py", "parquet_stream.py", "answers.py", "latex.py"),
-    "synthesize": ("teachers", "builtin", "synthesis"),
+    "synthesize": (
+        "teachers",
+        "builtin",
+        "synthesis",
+        # the answer type of a row a method writes (extract, weakness) and the boxes it reads
+        "answers.py",
+        "latex.py",
+        # the near duplicates the judged methods (rewrite, extract) remove
+        "neardup.py",
+        "minhash.py",
+        "textnorm.py",
+    ),
     # what the local-model teachers (hf, vllm) use outside teachers/: the decoders and loaders,
     # and the prompt tokenization (teachers/local.py's prompt ids: training/data.py's bos_ids and
     # encode_texts); part of the code parameter of the synthesis entries with a local teacher or
@@ -50,13 +64,23 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         "minhash.py",
     ),
     "train": ("training", "prompting.py"),
-    "generate": ("generation.py", "decoding", "prompting.py", "resumable.py"),
+    # the prompt ids (training/data.py's encode_prompts) and the few-shot examples left out when
+    # equal to a test problem after normalization (textnorm.py, prompting.draw_examples)
+    "generate": (
+        "generation.py",
+        "decoding",
+        "prompting.py",
+        "textnorm.py",
+        "training/data.py",
+        "resumable.py",
+    ),
     # the likelihood of the benchmarks' reference solutions: the checkpoint's forward on the
     # training examples' tokens (training/data.py, prompting.py); no grading
     "likelihood": (
         "likelihood.py",
         "decoding",
         "prompting.py",
+        "textnorm.py",
         "training/data.py",
         "resumable.py",
     ),
@@ -66,6 +90,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "reference": (
         "served.py",
         "prompting.py",
+        "textnorm.py",
         "teachers/base.py",
         "teachers/cache.py",
         "teachers/openai_backend.py",
